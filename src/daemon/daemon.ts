@@ -1,0 +1,140 @@
+// Composition root of the daemon: builds every part, starts them in order,
+// and closes them in reverse order when `signal` aborts. The only module that
+// knows all the others.
+import type { Logger } from '../log.js';
+import { F } from '../log.js';
+import { createAttester } from './attest.js';
+import type { DaemonConfig } from './config.js';
+import { debugRoutes } from './debug-routes.js';
+import { HttpServer } from './http-server.js';
+import { createLayout } from './layout.js';
+import { LocalApiServer } from './local-api.js';
+import { createMetrics } from './metrics.js';
+import { createProcfs } from './procfs.js';
+import { Reconciler } from './reconciler.js';
+import { StateWriter } from './state-writer.js';
+import { MarkerWatcher } from './watcher.js';
+
+export interface RunningDaemon {
+  readonly reconciler: Reconciler;
+  readonly watcher: MarkerWatcher;
+  readonly debugAddress: string | undefined;
+  readonly metricsAddress: string | undefined;
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+export async function runDaemon(
+  config: DaemonConfig,
+  log: Logger,
+  signal: AbortSignal,
+  onStarted?: (d: RunningDaemon) => void,
+): Promise<void> {
+  const started: Closable[] = [];
+  const metrics = createMetrics();
+  const procfs = createProcfs({ root: config.procRoot });
+  const layout = createLayout(config.layout);
+  const state = new StateWriter(config.stateDir, (err, op) => {
+    metrics.stateWriteErrors.inc();
+    log.error({ [F.module]: 'state', [F.err]: err.message }, `enriched context: ${op} failed`);
+  });
+  try {
+    state.prepare();
+  } catch (err) {
+    // Not fatal: attestation does not need the state files.
+    log.error({ [F.err]: (err as Error).message, dir: config.stateDir }, 'state_dir cannot be created; enriched context files will not be written');
+  }
+  const reconciler = new Reconciler({
+    layout,
+    procfs,
+    containerContextDir: config.containerContextDir,
+    markerMaxBytes: config.markerMaxBytes,
+    exclusiveRoles: config.exclusiveRoles,
+    startSlackMs: config.startSlackMs,
+    pendingRetryMs: config.pendingRetryMs,
+    livenessIntervalMs: config.livenessIntervalMs,
+    resyncIntervalMs: config.resyncIntervalMs,
+    state,
+    nodeName: config.nodeName,
+    log,
+    metrics,
+  });
+  const watcher = new MarkerWatcher({
+    layout,
+    log,
+    onPath: p => reconciler.notify(p),
+    onError: err => {
+      metrics.watcherErrors.inc();
+      log.warn({ [F.module]: 'watcher', [F.err]: String(err) }, 'watcher error; the next resync heals missed events');
+    },
+  });
+  const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
+  const api = new LocalApiServer(config.socketPath, attest, log);
+  let debug: HttpServer | undefined;
+  let metricsServer: HttpServer | undefined;
+
+  try {
+    // Watch first, so nothing written during the initial scan is missed.
+    await watcher.start();
+    started.push(watcher);
+    await reconciler.start();
+    started.push(reconciler);
+    await api.start();
+    started.push(api);
+    if (config.debugAddr) {
+      debug = new HttpServer(
+        config.debugAddr,
+        debugRoutes({
+          snapshot: () => reconciler.snapshot(),
+          markers: () => reconciler.markers(),
+          ready: () => reconciler.ready,
+          status: () => ({
+            node_name: config.nodeName ?? null,
+            layout: config.layout,
+            watch_root: layout.watchRoot,
+            watcher_armed: watcher.armed,
+            map_version: reconciler.snapshot().version,
+            mapped: reconciler.snapshot().size,
+            processes: reconciler.processCount,
+            last_resync_ms: Math.round(reconciler.lastResyncMs * 100) / 100,
+          }),
+        }),
+      );
+      await debug.start();
+      started.push(debug);
+    }
+    if (config.metricsAddr) {
+      metricsServer = new HttpServer(config.metricsAddr, async (_m, url) =>
+        url.pathname === '/metrics'
+          ? { status: 200, body: await metrics.registry.metrics(), type: metrics.registry.contentType }
+          : { status: 404, body: 'not found\n', type: 'text/plain' },
+      );
+      await metricsServer.start();
+      started.push(metricsServer);
+    }
+    log.info(
+      {
+        layout: config.layout.kind,
+        watch_root: layout.watchRoot,
+        socket: config.socketPath,
+        debug_addr: debug?.address ?? 'off',
+        metrics_addr: metricsServer?.address ?? 'off',
+        mapped: reconciler.snapshot().size,
+      },
+      'daemon started',
+    );
+    onStarted?.({ reconciler, watcher, debugAddress: debug?.address, metricsAddress: metricsServer?.address });
+    if (!signal.aborted) await new Promise<void>(resolve => signal.addEventListener('abort', () => resolve(), { once: true }));
+    log.info('shutting down');
+  } finally {
+    for (const c of started.reverse()) {
+      try {
+        await c.close();
+      } catch (err) {
+        log.warn({ [F.err]: String(err) }, 'error while closing');
+      }
+    }
+  }
+}

@@ -1,0 +1,38 @@
+// Routes of the debug endpoint (loopback by default): read-only views of the
+// daemon's state for SREs, plus /live and /ready for probes.
+import type { PidMap } from '../core/pid-map.js';
+import { renderPidmap } from './debug-view.js';
+import { json, type Route } from './http-server.js';
+import type { MarkerView } from './reconciler.js';
+
+export interface DebugSource {
+  snapshot(): PidMap;
+  markers(): MarkerView[];
+  ready(): boolean;
+  status(): Record<string, unknown>;
+}
+
+export function debugRoutes(src: DebugSource): Route {
+  return (method, url) => {
+    if (method !== 'GET' && method !== 'HEAD') return json(405, { error: 'method not allowed' });
+    const q = (k: string): string | undefined => url.searchParams.get(k) ?? undefined;
+    switch (url.pathname) {
+      case '/live':
+        return { status: 200, body: 'ok\n', type: 'text/plain' };
+      case '/ready':
+        return src.ready() ? { status: 200, body: 'ready\n', type: 'text/plain' } : { status: 503, body: 'not ready\n', type: 'text/plain' };
+      case '/debug/pidmap':
+        return json(200, renderPidmap(src.snapshot(), { pod: q('pod'), role: q('role'), tenant: q('tenant'), agent: q('agent') }));
+      case '/debug/markers': {
+        const state = q('state');
+        const list = src.markers().filter(m => state === undefined || m.state === state);
+        list.sort((a, b) => a.path.localeCompare(b.path));
+        return json(200, { count: list.length, markers: list });
+      }
+      case '/debug/status':
+        return json(200, src.status());
+      default:
+        return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/pidmap', '/debug/markers', '/debug/status'] });
+    }
+  };
+}

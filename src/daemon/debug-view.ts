@@ -1,0 +1,77 @@
+// Pure renderers for the debug endpoint: snapshot in, JSON-able data out.
+import type { Mapping, PidMap } from '../core/pid-map.js';
+import { spiffePath } from '../core/selectors.js';
+
+export interface PidmapRow {
+  host_pid: number;
+  container_pid: number;
+  agent_name: string;
+  tenant: string;
+  process_role: string;
+  framework: string | null;
+  pod_uid: string | null;
+  container_id: string | null;
+  pid_namespace: number | null;
+  start_time: number;
+  spiffe_path: string;
+  selectors: readonly string[];
+  marker_path: string;
+  mapped_at: string;
+}
+
+export function rowOf(m: Mapping): PidmapRow {
+  return {
+    host_pid: m.hostPid,
+    container_pid: m.containerPid,
+    agent_name: m.marker.agent_name,
+    tenant: m.marker.tenant,
+    process_role: m.marker.process_role,
+    framework: m.marker.framework ?? null,
+    pod_uid: m.podUid ?? null,
+    container_id: m.containerId ?? null,
+    pid_namespace: m.pidNs ?? null,
+    start_time: m.startTime,
+    spiffe_path: spiffePath(m.marker),
+    selectors: m.selectors,
+    marker_path: m.markerPath,
+    mapped_at: new Date(m.mappedAt).toISOString(),
+  };
+}
+
+export interface PidmapFilter {
+  pod?: string | undefined;
+  role?: string | undefined;
+  tenant?: string | undefined;
+  agent?: string | undefined;
+}
+
+export function renderPidmap(snap: PidMap, f: PidmapFilter = {}): { version: number; count: number; entries: PidmapRow[] } {
+  const entries: PidmapRow[] = [];
+  for (const m of snap.values()) {
+    if (f.pod !== undefined && m.podUid !== f.pod) continue;
+    if (f.role !== undefined && m.marker.process_role !== f.role) continue;
+    if (f.tenant !== undefined && m.marker.tenant !== f.tenant) continue;
+    if (f.agent !== undefined && m.marker.agent_name !== f.agent) continue;
+    entries.push(rowOf(m));
+  }
+  entries.sort((a, b) => a.host_pid - b.host_pid);
+  return { version: snap.version, count: entries.length, entries };
+}
+
+const COLS: [keyof PidmapRow, string][] = [
+  ['host_pid', 'HOST PID'],
+  ['container_pid', 'CPID'],
+  ['tenant', 'TENANT'],
+  ['agent_name', 'AGENT'],
+  ['process_role', 'ROLE'],
+  ['pod_uid', 'POD'],
+  ['marker_path', 'MARKER'],
+];
+
+/** Plain-text table for `hexr-pid-mapper pidmap`. */
+export function renderTable(rows: readonly PidmapRow[]): string {
+  const cells = rows.map(r => COLS.map(([k]) => String(r[k] ?? '-')));
+  const widths = COLS.map(([, h], i) => Math.max(h.length, ...cells.map(c => (c[i] as string).length)));
+  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return [line(COLS.map(([, h]) => h)), ...cells.map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,67 @@
+// A small node:http listener with start()/close(); routes are a pure-ish function.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ListenAddr } from './config.js';
+
+export interface HttpReply {
+  status: number;
+  body: string;
+  type?: string;
+}
+
+export type Route = (method: string, url: URL) => HttpReply | Promise<HttpReply>;
+
+export class HttpServer {
+  private server: http.Server | undefined;
+
+  constructor(
+    private readonly addr: ListenAddr,
+    private readonly route: Route,
+  ) {}
+
+  /** host:port actually bound (port 0 → the chosen one). */
+  get address(): string | undefined {
+    const a = this.server?.address() as AddressInfo | null | undefined;
+    if (!a) return undefined;
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  async start(): Promise<void> {
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://local');
+      Promise.resolve()
+        .then(() => this.route(req.method ?? 'GET', url))
+        .then(
+          r => {
+            res.writeHead(r.status, { 'content-type': r.type ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+            res.end(r.body);
+          },
+          () => {
+            res.writeHead(500, { 'content-type': 'text/plain' });
+            res.end('internal error\n');
+          },
+        );
+    });
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.addr.port, this.addr.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>(resolve => s.close(() => resolve()));
+  }
+}
+
+export function json(status: number, data: unknown): HttpReply {
+  return { status, body: `${JSON.stringify(data, null, 2)}\n` };
+}

@@ -1,0 +1,119 @@
+// Where markers live. Two layouts:
+//   flat:    one directory (e.g. /tmp/hexr-context), no pod scope.
+//   kubelet: {kubelet_root}/pods/{uid}/volumes/kubernetes.io~empty-dir/{volume}/,
+//            pod UID taken from the path (kubelet controls it, the pod does not).
+import * as path from 'node:path';
+import { normalizePodUid } from '../core/procparse.js';
+
+export const EMPTY_DIR = 'kubernetes.io~empty-dir';
+
+export interface ContextDir {
+  /** Absolute path of the directory, as the daemon sees it. */
+  readonly path: string;
+  /** Trusted prefix, followed normally. */
+  readonly base: string;
+  /** Components below `base`, each opened without following symlinks. */
+  readonly components: readonly string[];
+  /** Scope of exclusive roles: one pod, or the flat directory. */
+  readonly scope: string;
+  /** Pod UID from the path (kubelet layout only). */
+  readonly podUid?: string;
+}
+
+export type LayoutConfig =
+  | { readonly kind: 'flat'; readonly contextRoot: string }
+  | { readonly kind: 'kubelet'; readonly kubeletRoot: string; readonly volume: string };
+
+export interface Layout {
+  readonly kind: LayoutConfig['kind'];
+  /** The directory the watcher watches. */
+  readonly watchRoot: string;
+  /** How many directory levels below watchRoot markers sit (0 for flat). */
+  readonly markerDepth: number;
+  /** The context dir for a pod directory name (kubelet) or the one flat dir. */
+  dirFor(podDirName?: string): ContextDir | undefined;
+  /** Classifies a path seen by the watcher. */
+  classify(p: string): { dir: ContextDir; name?: string } | undefined;
+  /** Should the watcher skip this path entirely (prune before descending)? */
+  ignore(p: string, isFile: boolean | undefined): boolean;
+}
+
+export function isMarkerName(name: string): boolean {
+  return name.endsWith('.json') && name.length > 5 && !name.startsWith('.');
+}
+
+export function createLayout(cfg: LayoutConfig): Layout {
+  if (cfg.kind === 'flat') {
+    const root = path.resolve(cfg.contextRoot);
+    const dir: ContextDir = {
+      path: root,
+      base: path.dirname(root),
+      components: [path.basename(root)],
+      scope: `flat:${root}`,
+    };
+    return {
+      kind: 'flat',
+      watchRoot: root,
+      markerDepth: 0,
+      dirFor: () => dir,
+      classify(p) {
+        const abs = path.resolve(p);
+        if (abs === root) return { dir };
+        if (path.dirname(abs) === root) return { dir, name: path.basename(abs) };
+        return undefined;
+      },
+      ignore(p, isFile) {
+        const abs = path.resolve(p);
+        if (abs === root) return false;
+        if (path.dirname(abs) !== root) return true;
+        return isFile === false || !isMarkerName(path.basename(abs));
+      },
+    };
+  }
+  const pods = path.join(path.resolve(cfg.kubeletRoot), 'pods');
+  const want = ['*', 'volumes', EMPTY_DIR, cfg.volume];
+  const dirFor = (uidDir?: string): ContextDir | undefined => {
+    if (uidDir === undefined) return undefined;
+    const podUid = normalizePodUid(uidDir);
+    if (podUid === undefined) return undefined;
+    return {
+      path: path.join(pods, uidDir, 'volumes', EMPTY_DIR, cfg.volume),
+      base: pods,
+      components: [uidDir, 'volumes', EMPTY_DIR, cfg.volume],
+      scope: `pod:${podUid}`,
+      podUid,
+    };
+  };
+  const segs = (p: string): string[] | undefined => {
+    const rel = path.relative(pods, path.resolve(p));
+    if (rel === '') return [];
+    if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+    return rel.split(path.sep);
+  };
+  return {
+    kind: 'kubelet',
+    watchRoot: pods,
+    markerDepth: 4,
+    dirFor,
+    classify(p) {
+      const s = segs(p);
+      if (s === undefined || s.length < 4) return undefined;
+      for (let i = 1; i < 4; i++) if (s[i] !== want[i]) return undefined;
+      const dir = dirFor(s[0]);
+      if (!dir) return undefined;
+      if (s.length === 4) return { dir };
+      if (s.length === 5) return { dir, name: s[4] as string };
+      return undefined;
+    },
+    ignore(p, isFile) {
+      const s = segs(p);
+      if (s === undefined) return true;
+      if (s.length === 0) return false;
+      if (s.length > 5) return true;
+      if (normalizePodUid(s[0] as string) === undefined) return true;
+      for (let i = 1; i < Math.min(s.length, 4); i++) if (s[i] !== want[i]) return true;
+      if (s.length === 5) return isFile === false || !isMarkerName(s[4] as string);
+      return isFile === true;
+    },
+  };
+}

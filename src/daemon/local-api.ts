@@ -1,0 +1,89 @@
+// The daemon's local attestation API: hexr.pidmapper.v1.PidMapper on a unix
+// socket, mode 0600 (only root, i.e. the SPIRE agent's plugin, may ask).
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadProto, lookup } from '../protos.js';
+import type { Logger } from '../log.js';
+import { F } from '../log.js';
+import type { Attester } from './attest.js';
+
+type ServiceCtor = grpc.ServiceClientConstructor;
+
+export function pidMapperService(): grpc.ServiceDefinition {
+  return lookup<ServiceCtor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper').service;
+}
+
+function probe(socketPath: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class LocalApiServer {
+  private server: grpc.Server | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly attest: Attester,
+    log: Logger,
+  ) {
+    this.log = log.child({ [F.module]: 'local-api' });
+  }
+
+  async start(): Promise<void> {
+    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o755 });
+    if (fs.existsSync(this.socketPath)) {
+      if (await probe(this.socketPath)) throw new Error(`another process is serving on ${this.socketPath}`);
+      fs.rmSync(this.socketPath, { force: true });
+    }
+    const server = new grpc.Server();
+    server.addService(pidMapperService(), {
+      Attest: (call: grpc.ServerUnaryCall<{ pid: number; max_wait_ms: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        this.attest(call.request.pid, call.request.max_wait_ms).then(
+          r => cb(null, { selector_values: r.selector_values, found: r.found, map_version: String(r.map_version) }),
+          (err: unknown) => {
+            this.log.error({ [F.err]: err, [F.hostPid]: call.request.pid }, 'attest failed');
+            cb({ code: grpc.status.INTERNAL, details: 'internal error' });
+          },
+        );
+      },
+    });
+    // The umask is tightened around bind so the socket never exists with wider permissions.
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.bindAsync(`unix:${this.socketPath}`, grpc.ServerCredentials.createInsecure(), err => (err ? reject(err) : resolve()));
+      });
+    } finally {
+      process.umask(old);
+    }
+    fs.chmodSync(this.socketPath, 0o600);
+    this.server = server;
+    this.log.info({ socket: this.socketPath }, 'local attestation API listening');
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    await new Promise<void>(resolve => {
+      const t = setTimeout(() => {
+        s.forceShutdown();
+        resolve();
+      }, 2000);
+      s.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    fs.rmSync(this.socketPath, { force: true });
+  }
+}

@@ -1,0 +1,27 @@
+// Prometheus metrics of the daemon, on their own registry (served by the
+// metrics listener). Names are documented in the README.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  const m = {
+    registry,
+    attestCalls: new Counter({ name: 'hexr_attest_calls_total', help: 'Attest calls by result (found, not_found, evicted, error)', labelNames: ['result'], registers: [registry] }),
+    attestLatency: new Histogram({
+      name: 'hexr_attest_duration_seconds',
+      help: 'Attest latency inside the daemon',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
+    mapSize: new Gauge({ name: 'hexr_pidmap_size', help: 'Mapped host PIDs', registers: [registry] }),
+    markers: new Gauge({ name: 'hexr_markers', help: 'Markers by state', labelNames: ['state'], registers: [registry] }),
+    rejections: new Counter({ name: 'hexr_marker_rejections_total', help: 'Rejected markers by reason', labelNames: ['reason'], registers: [registry] }),
+    evictions: new Counter({ name: 'hexr_evictions_total', help: 'Mappings evicted, by cause (exited, start_time_changed, marker_removed, marker_changed)', labelNames: ['cause'], registers: [registry] }),
+    resyncDuration: new Histogram({ name: 'hexr_resync_duration_seconds', help: 'Full resync duration', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+    watcherErrors: new Counter({ name: 'hexr_watcher_errors_total', help: 'Errors reported by the file watcher', registers: [registry] }),
+    stateWriteErrors: new Counter({ name: 'hexr_state_write_errors_total', help: 'Enriched context files that could not be written or removed', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,128 @@
+// Incremental process table: which host PIDs carry which container PID.
+//
+// readdir('/proc') is cheap; /proc/H/status is read once per PID not seen
+// before (for NSpid), never again for a known PID. A PID whose process exited
+// and whose number was reused between two refreshes keeps a stale index entry
+// until the next full resync; that can only hide a candidate (the marker stays
+// pending until the resync), never create one, because every candidate is
+// re-read and re-validated by its start time before it is used.
+import type { Procfs } from './procfs.js';
+
+export interface Candidate {
+  readonly pid: number;
+  readonly startTime: number;
+  readonly nspid: readonly number[];
+}
+
+const YIELD_EVERY = 512;
+const tick = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
+
+export class ProcTable {
+  /** host PID → container PID (last NSpid value); 0 when unreadable. */
+  private readonly cpidOf = new Map<number, number>();
+  private readonly byCpid = new Map<number, Set<number>>();
+
+  constructor(private readonly procfs: Procfs) {}
+
+  get size(): number {
+    return this.cpidOf.size;
+  }
+
+  has(pid: number): boolean {
+    return this.cpidOf.has(pid);
+  }
+
+  private index(pid: number, cpid: number): void {
+    this.cpidOf.set(pid, cpid);
+    let set = this.byCpid.get(cpid);
+    if (!set) this.byCpid.set(cpid, (set = new Set()));
+    set.add(pid);
+  }
+
+  private unindex(pid: number): void {
+    const cpid = this.cpidOf.get(pid);
+    if (cpid === undefined) return;
+    this.cpidOf.delete(pid);
+    const set = this.byCpid.get(cpid);
+    if (set) {
+      set.delete(pid);
+      if (set.size === 0) this.byCpid.delete(cpid);
+    }
+  }
+
+  private readOne(pid: number): void {
+    const ns = this.procfs.readNSpid(pid);
+    if (ns === undefined) return; // exited between readdir and read
+    this.index(pid, ns[ns.length - 1] ?? 0);
+  }
+
+  /** Incremental refresh: drop PIDs that are gone, read only new ones. */
+  refresh(): { added: number; removed: number } {
+    const live = this.procfs.listPids();
+    const seen = new Set<number>();
+    let added = 0;
+    for (const pid of live) {
+      seen.add(pid);
+      if (!this.cpidOf.has(pid)) {
+        this.readOne(pid);
+        added++;
+      }
+    }
+    let removed = 0;
+    if (seen.size !== this.cpidOf.size || added > 0) {
+      for (const pid of this.cpidOf.keys()) {
+        if (!seen.has(pid)) {
+          this.unindex(pid);
+          removed++;
+        }
+      }
+    }
+    return { added, removed };
+  }
+
+  /** Full resync: re-read every PID's status (heals reused PIDs); yields to the event loop. */
+  async fullResync(): Promise<number> {
+    const live = this.procfs.listPids();
+    this.cpidOf.clear();
+    this.byCpid.clear();
+    let n = 0;
+    for (const pid of live) {
+      this.readOne(pid);
+      if (++n % YIELD_EVERY === 0) await tick();
+    }
+    return this.cpidOf.size;
+  }
+
+  /**
+   * Processes whose innermost PID is `cpid`, each re-read now (start time,
+   * NSpid, start time again, so a PID reused mid-read is not mistaken).
+   */
+  candidates(cpid: number): Candidate[] {
+    const set = this.byCpid.get(cpid);
+    if (!set) return [];
+    const out: Candidate[] = [];
+    for (const pid of [...set]) {
+      const c = this.revalidate(pid);
+      if (c === undefined) continue;
+      if (c.nspid[c.nspid.length - 1] === cpid) out.push(c);
+    }
+    return out;
+  }
+
+  /** Re-reads one PID; fixes the index if it changed; undefined if gone or unstable. */
+  revalidate(pid: number): Candidate | undefined {
+    const s1 = this.procfs.readStartTime(pid);
+    const nspid = s1 === undefined ? undefined : this.procfs.readNSpid(pid);
+    const s2 = nspid === undefined ? undefined : this.procfs.readStartTime(pid);
+    if (s1 === undefined || nspid === undefined || s2 !== s1) {
+      this.unindex(pid);
+      return undefined;
+    }
+    const cpid = nspid[nspid.length - 1] ?? 0;
+    if (this.cpidOf.get(pid) !== cpid) {
+      this.unindex(pid);
+      this.index(pid, cpid);
+    }
+    return { pid, startTime: s1, nspid };
+  }
+}

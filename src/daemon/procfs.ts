@@ -1,0 +1,114 @@
+// Readers for /proc behind a `root` seam: production uses "/", tests point it
+// at a fixture tree. Every reader returns undefined when the process is gone
+// (ENOENT/ESRCH): a vanished PID is a normal answer, not an error.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  parseCgroup,
+  parseNSpid,
+  parseNsLink,
+  parseStatStartTime,
+  parseBootTime,
+  type CgroupInfo,
+} from '../core/procparse.js';
+
+export interface Procfs {
+  readonly procDir: string;
+  /** Numeric entries of /proc: every PID visible to us. */
+  listPids(): number[];
+  readNSpid(pid: number): number[] | undefined;
+  readStartTime(pid: number): number | undefined;
+  readPidNs(pid: number): number | undefined;
+  readCgroup(pid: number): CgroupInfo | undefined;
+  /** Boot time in ms since the epoch (btime of /proc/stat). */
+  bootTimeMs(): number;
+  /** Path of a process's root directory: /proc/PID/root. */
+  rootOf(pid: number): string;
+}
+
+/** USER_HZ: the unit of /proc/PID/stat times. 100 on every Linux ABI. */
+export const CLK_TCK = 100;
+
+const BUF = Buffer.allocUnsafe(64 * 1024);
+
+function gone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ESRCH' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM';
+}
+
+/** Reads a small kernel-generated file in one go (proc files report size 0). */
+export function readSmall(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    if (gone(err)) return undefined;
+    throw err;
+  }
+  try {
+    let len = 0;
+    for (;;) {
+      const n = fs.readSync(fd, BUF, len, BUF.length - len, null);
+      if (n === 0) break;
+      len += n;
+      if (len === BUF.length) break;
+    }
+    return BUF.toString('latin1', 0, len);
+  } catch (err) {
+    if (gone(err)) return undefined;
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function createProcfs(opts: { root?: string } = {}): Procfs {
+  const procDir = path.join(opts.root ?? '/', 'proc');
+  let bootMs: number | undefined;
+  return {
+    procDir,
+    listPids() {
+      const out: number[] = [];
+      for (const name of fs.readdirSync(procDir)) {
+        const c = name.charCodeAt(0);
+        if (c >= 48 && c <= 57) {
+          const n = Number(name);
+          if (Number.isInteger(n)) out.push(n);
+        }
+      }
+      return out;
+    },
+    readNSpid(pid) {
+      const t = readSmall(`${procDir}/${pid}/status`);
+      return t === undefined ? undefined : parseNSpid(t);
+    },
+    readStartTime(pid) {
+      const t = readSmall(`${procDir}/${pid}/stat`);
+      return t === undefined ? undefined : parseStatStartTime(t);
+    },
+    readPidNs(pid) {
+      try {
+        return parseNsLink(fs.readlinkSync(`${procDir}/${pid}/ns/pid`));
+      } catch (err) {
+        if (gone(err)) return undefined;
+        throw err;
+      }
+    },
+    readCgroup(pid) {
+      const t = readSmall(`${procDir}/${pid}/cgroup`);
+      return t === undefined ? undefined : parseCgroup(t);
+    },
+    bootTimeMs() {
+      if (bootMs === undefined) {
+        const t = readSmall(`${procDir}/stat`);
+        const b = t === undefined ? undefined : parseBootTime(t);
+        if (b === undefined) throw new Error(`cannot read btime from ${procDir}/stat`);
+        bootMs = b * 1000;
+      }
+      return bootMs;
+    },
+    rootOf(pid) {
+      return `${procDir}/${pid}/root`;
+    },
+  };
+}

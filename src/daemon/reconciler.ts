@@ -1,0 +1,648 @@
+// The reconciler owns all mutable mapping state: marker records, the process
+// table and the mappings. It is the only writer; it publishes immutable PidMap
+// snapshots (see core/pid-map.ts) and nothing else is shared. Work arrives as
+// "dirty" paths (watcher events, resync, retries) and is done in batches, so a
+// burst of markers costs one /proc refresh, not one per marker.
+//
+// Why the mapping can be trusted (see design.md, "Mapping a marker"): the
+// marker's content is attacker input, so it is only ever a claim. A claim is
+// accepted for host PID H only when data the kernel controls agrees: H's
+// innermost PID (NSpid in /proc/H/status), H's pod (the cgroup path in
+// /proc/H/cgroup, which the workload cannot change) matching the pod UID in
+// the marker's directory path (kubelet controls it), H's view of the very same
+// file (device + inode through /proc/H/root, no symlink followed), and H's
+// start time (field 22 of /proc/H/stat), which also pins the mapping to this
+// process and no later one with the same PID number.
+import { parseMarkerBytes, type Marker } from '../core/marker.js';
+import { PidMap, type Mapping } from '../core/pid-map.js';
+import { selectorValuesFor } from '../core/selectors.js';
+import type { Logger } from '../log.js';
+import { F } from '../log.js';
+import type { ContextDir, Layout } from './layout.js';
+import { isMarkerName } from './layout.js';
+import type { Metrics } from './metrics.js';
+import { CLK_TCK, type Procfs } from './procfs.js';
+import { ProcTable, type Candidate } from './proc-table.js';
+import {
+  UnsafePathError,
+  listDir,
+  openDirNoFollow,
+  readMarkerFile,
+  sameIdentity,
+  statThroughRoot,
+  type FileIdentity,
+} from './secure-fs.js';
+import type { RestoredBinding, StateWriter } from './state-writer.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type MarkerState = 'mapped' | 'pending' | 'conflict' | 'rejected' | 'stale';
+
+export interface MarkerRecord {
+  readonly path: string;
+  readonly name: string;
+  readonly dir: ContextDir;
+  identity: FileIdentity | undefined;
+  marker: Marker | undefined;
+  state: MarkerState;
+  reason: string;
+  hostPid: number | undefined;
+  /** When the record last changed state or content (ms epoch). */
+  changedAt: number;
+}
+
+export interface MarkerView {
+  readonly path: string;
+  readonly state: MarkerState;
+  readonly reason: string;
+  readonly scope: string;
+  readonly podUid: string | undefined;
+  readonly hostPid: number | undefined;
+  readonly marker: Marker | undefined;
+  readonly changedAt: string;
+}
+
+export interface ReconcilerOptions {
+  readonly layout: Layout;
+  readonly procfs: Procfs;
+  readonly containerContextDir: string;
+  readonly markerMaxBytes: number;
+  readonly exclusiveRoles: boolean;
+  readonly startSlackMs: number;
+  readonly pendingRetryMs: number;
+  readonly livenessIntervalMs: number;
+  readonly resyncIntervalMs: number;
+  readonly state: StateWriter;
+  readonly nodeName: string | undefined;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Injected for tests. */
+  readonly now?: () => number;
+}
+
+/** A pending marker is retried often for this long after it changed, then only at resync. */
+const PENDING_HOT_MS = 60_000;
+
+export class Reconciler {
+  private readonly records = new Map<string, MarkerRecord>();
+  private readonly dirProblems = new Map<string, string>();
+  private readonly mappings = new Map<number, Mapping>();
+  private readonly identities = new Map<number, FileIdentity>();
+  private readonly table: ProcTable;
+  private readonly restored = new Map<string, RestoredBinding>();
+  private readonly dirty = new Set<string>();
+  private readonly dirtyDirs = new Set<string>();
+  private snap: PidMap = PidMap.EMPTY;
+  private changed = false;
+  private running = false;
+  private scheduled = false;
+  private retryPending = false;
+  private closed = false;
+  private batchWaiters: (() => void)[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readyFlag = false;
+  private resyncing: Promise<void> | undefined;
+  lastResyncMs = 0;
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.table = new ProcTable(o.procfs);
+    this.log = o.log.child({ [F.module]: 'reconciler' });
+    this.now = o.now ?? Date.now;
+  }
+
+  // ---- lifecycle ------------------------------------------------------------
+
+  async start(): Promise<void> {
+    for (const b of this.o.state.restore()) this.restored.set(b.markerPath, b);
+    await this.resync();
+    this.restored.clear();
+    this.o.state.sweep(new Set(this.mappings.keys()));
+    this.readyFlag = true;
+    const every = (ms: number, fn: () => void): void => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.o.resyncIntervalMs, () => void this.resync());
+    every(this.o.livenessIntervalMs, () => this.checkLiveness());
+    every(this.o.pendingRetryMs, () => {
+      if (this.hasHotPending()) {
+        this.retryPending = true;
+        this.schedule();
+      }
+    });
+  }
+
+  get ready(): boolean {
+    return this.readyFlag;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.resyncing;
+    this.releaseWaiters();
+  }
+
+  // ---- inputs -----------------------------------------------------------------
+
+  /** A watcher event for a file or directory path. */
+  notify(p: string): void {
+    const c = this.o.layout.classify(p);
+    if (!c) {
+      // The watch root itself or a pod directory: rescan what is below.
+      this.dirtyDirs.add(p);
+    } else if (c.name === undefined) {
+      this.dirtyDirs.add(c.dir.path);
+    } else {
+      this.dirty.add(path.join(c.dir.path, c.name));
+    }
+    this.schedule();
+  }
+
+  /** Full resync: rescan every context dir and re-read the whole process table. */
+  resync(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.resyncing ??= (async () => {
+      const t0 = performance.now();
+      try {
+        await this.table.fullResync();
+        for (const dir of this.listContextDirs()) this.dirtyDirs.add(dir.path);
+        for (const rec of this.records.values()) this.dirty.add(rec.path);
+        for (const dirPath of this.dirProblems.keys()) this.dirtyDirs.add(dirPath);
+        this.retryPending = true;
+        this.checkLiveness(true);
+        await this.runBatches();
+      } catch (err) {
+        this.log.error({ [F.err]: err }, 'resync failed');
+      } finally {
+        this.lastResyncMs = performance.now() - t0;
+        this.o.metrics.resyncDuration.observe(this.lastResyncMs / 1000);
+        this.resyncing = undefined;
+      }
+    })();
+    return this.resyncing;
+  }
+
+  /** Attest found that a mapped PID's start time differs (or it is gone). */
+  evict(pid: number, cause: 'exited' | 'start_time_changed'): void {
+    const m = this.mappings.get(pid);
+    if (!m) return;
+    this.unmap(m, cause);
+    const rec = this.records.get(m.markerPath);
+    if (rec) this.setState(rec, 'stale', `mapped process ${cause === 'exited' ? 'exited' : 'was replaced (start time changed)'} (host PID ${pid}); the marker must be rewritten to map again`);
+    this.publish();
+  }
+
+  // ---- outputs ----------------------------------------------------------------
+
+  snapshot(): PidMap {
+    return this.snap;
+  }
+
+  /** Is a marker for `pid` possibly in flight, so that Attest should wait a little? */
+  inFlight(pid: number): boolean {
+    if (this.running || this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.resyncing) return true;
+    let cpid: number | undefined;
+    for (const rec of this.records.values()) {
+      if (rec.state !== 'pending' || rec.marker === undefined) continue;
+      if (cpid === undefined) {
+        const ns = this.o.procfs.readNSpid(pid);
+        if (ns === undefined) return false;
+        cpid = ns[ns.length - 1] as number;
+      }
+      if (rec.marker.container_pid === cpid) {
+        this.dirty.add(rec.path);
+        this.schedule();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Resolves after the next batch ends (or after `ms`). */
+  nextBatch(ms: number): Promise<void> {
+    return new Promise(resolve => {
+      const t = setTimeout(done, ms);
+      let fired = false;
+      function done(): void {
+        if (fired) return;
+        fired = true;
+        clearTimeout(t);
+        resolve();
+      }
+      this.batchWaiters.push(done);
+    });
+  }
+
+  markers(): MarkerView[] {
+    const out: MarkerView[] = [];
+    for (const r of this.records.values()) {
+      out.push({
+        path: r.path,
+        state: r.state,
+        reason: r.reason,
+        scope: r.dir.scope,
+        podUid: r.dir.podUid,
+        hostPid: r.hostPid,
+        marker: r.marker,
+        changedAt: new Date(r.changedAt).toISOString(),
+      });
+    }
+    for (const [p, reason] of this.dirProblems) {
+      out.push({ path: p, state: 'rejected', reason, scope: '', podUid: undefined, hostPid: undefined, marker: undefined, changedAt: '' });
+    }
+    return out;
+  }
+
+  get processCount(): number {
+    return this.table.size;
+  }
+
+  // ---- batches ----------------------------------------------------------------
+
+  private schedule(): void {
+    if (this.scheduled || this.running || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.runBatches();
+    });
+  }
+
+  private async runBatches(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (!this.closed && (this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.retryPending)) {
+        this.runOneBatch();
+        await new Promise<void>(resolve => setImmediate(resolve));
+      }
+    } catch (err) {
+      this.log.error({ [F.err]: err }, 'reconcile batch failed');
+    } finally {
+      this.running = false;
+      this.releaseWaiters();
+    }
+  }
+
+  private releaseWaiters(): void {
+    const w = this.batchWaiters;
+    this.batchWaiters = [];
+    for (const f of w) f();
+  }
+
+  private runOneBatch(): void {
+    const dirs = [...this.dirtyDirs];
+    const files = [...this.dirty];
+    this.dirtyDirs.clear();
+    this.dirty.clear();
+    if (this.retryPending) {
+      this.retryPending = false;
+      const hot = this.now() - PENDING_HOT_MS;
+      for (const r of this.records.values()) {
+        if ((r.state === 'pending' && r.changedAt >= hot) || r.state === 'conflict') files.push(r.path);
+      }
+    }
+    this.table.refresh();
+    const fds = new Map<string, number | null>();
+    try {
+      const wanted = new Set(files);
+      for (const d of dirs) for (const f of this.scanDir(d, fds)) wanted.add(f);
+      // Deterministic order: older marker versions first, so "the earlier mapping stands".
+      const ordered = [...wanted].sort();
+      for (const f of ordered) this.reconcileFile(f, fds);
+    } finally {
+      for (const fd of fds.values()) if (fd !== null) fs.closeSync(fd);
+    }
+    this.publish();
+  }
+
+  /** Opens a context dir safely, caching the fd for this batch (null: gone or unsafe). */
+  private dirFd(dir: ContextDir, fds: Map<string, number | null>): number | null {
+    const cached = fds.get(dir.path);
+    if (cached !== undefined) return cached;
+    let fd: number | null = null;
+    try {
+      fd = openDirNoFollow(dir.base, dir.components) ?? null;
+      this.dirProblems.delete(dir.path);
+    } catch (err) {
+      if (!(err instanceof UnsafePathError)) throw err;
+      if (this.dirProblems.get(dir.path) === undefined) {
+        this.log.warn({ [F.markerPath]: dir.path, [F.reason]: err.reason }, 'context directory rejected');
+        this.o.metrics.rejections.inc({ reason: err.reason });
+      }
+      this.dirProblems.set(dir.path, `${err.reason}: ${err.message}`);
+    }
+    fds.set(dir.path, fd);
+    return fd;
+  }
+
+  /** Lists the marker files of a dir (or of every context dir below a path); drops records of vanished ones. */
+  private scanDir(p: string, fds: Map<string, number | null>): string[] {
+    const c = this.o.layout.classify(p);
+    const dirs = c ? [c.dir] : this.listContextDirs().filter(d => d.path === p || d.path.startsWith(p.endsWith('/') ? p : `${p}/`));
+    if (!c && p !== this.o.layout.watchRoot) {
+      // A pod directory appeared or vanished: forget records under it that are gone.
+      for (const r of this.records.values()) if (r.path.startsWith(`${p}/`)) this.dirty.add(r.path);
+    }
+    const out: string[] = [];
+    for (const dir of dirs) {
+      const fd = this.dirFd(dir, fds);
+      const present = new Set<string>();
+      if (fd !== null) {
+        for (const ent of listDir(fd)) {
+          if (!isMarkerName(ent.name)) continue;
+          const f = path.join(dir.path, ent.name);
+          present.add(f);
+          out.push(f);
+        }
+      }
+      for (const r of this.records.values()) if (r.dir.path === dir.path && !present.has(r.path)) out.push(r.path);
+    }
+    return out;
+  }
+
+  private listContextDirs(): ContextDir[] {
+    const layout = this.o.layout;
+    if (layout.kind === 'flat') return [layout.dirFor() as ContextDir];
+    let names: string[];
+    try {
+      names = fs.readdirSync(layout.watchRoot);
+    } catch {
+      return [];
+    }
+    const out: ContextDir[] = [];
+    for (const n of names) {
+      const d = layout.dirFor(n);
+      if (d) out.push(d);
+    }
+    return out;
+  }
+
+  // ---- one marker -------------------------------------------------------------
+
+  private reconcileFile(file: string, fds: Map<string, number | null>): void {
+    const c = this.o.layout.classify(file);
+    if (!c || c.name === undefined) return;
+    const rec = this.records.get(file);
+    const fd = this.dirFd(c.dir, fds);
+    if (fd === null) {
+      if (rec) this.dropRecord(rec, 'marker_removed');
+      return;
+    }
+    const read = readMarkerFile(fd, c.name, this.o.markerMaxBytes, rec?.identity);
+    if (read.kind === 'gone') {
+      if (rec) this.dropRecord(rec, 'marker_removed');
+      return;
+    }
+    const r: MarkerRecord =
+      rec ??
+      ({
+        path: file,
+        name: c.name,
+        dir: c.dir,
+        identity: undefined,
+        marker: undefined,
+        state: 'pending',
+        reason: 'new',
+        hostPid: undefined,
+        changedAt: this.now(),
+      } satisfies MarkerRecord);
+    if (!rec) this.records.set(file, r);
+
+    if (read.kind === 'unchanged') {
+      if (r.state === 'pending' || r.state === 'conflict') this.match(r);
+      return;
+    }
+    if (read.kind === 'rejected') {
+      this.reject(r, read.reason, read.identity);
+      return;
+    }
+    const parsed = parseMarkerBytes(read.bytes, this.o.markerMaxBytes);
+    const prevIdentity = r.identity;
+    r.identity = read.identity;
+    if (!parsed.ok) {
+      this.reject(r, parsed.reason, read.identity);
+      return;
+    }
+    const sameContent = r.marker !== undefined && JSON.stringify(r.marker) === JSON.stringify(parsed.marker);
+    r.marker = parsed.marker;
+    if (!sameIdentity(prevIdentity, read.identity)) r.changedAt = this.now();
+    this.match(r, sameContent);
+  }
+
+  private reject(r: MarkerRecord, reason: string, identity: FileIdentity | undefined): void {
+    if (r.hostPid !== undefined) this.unmapRecord(r, 'marker_changed');
+    r.identity = identity;
+    r.marker = undefined;
+    if (r.state !== 'rejected' || r.reason !== reason) {
+      this.log.warn({ [F.markerPath]: r.path, [F.reason]: reason }, 'marker rejected');
+      this.o.metrics.rejections.inc({ reason: reason.split(':')[0] as string });
+    }
+    this.setState(r, 'rejected', reason);
+  }
+
+  /**
+   * Applies the four rules of the design to every process whose innermost PID
+   * is the marker's container_pid; maps on exactly one survivor.
+   */
+  private match(r: MarkerRecord, sameContent = false): void {
+    const m = r.marker;
+    const identity = r.identity;
+    if (m === undefined || identity === undefined) return;
+
+    // A marker version restored from the previous run's state: same binding or stale.
+    const restored = this.restored.get(r.path);
+    if (restored) {
+      this.restored.delete(r.path);
+      if (sameIdentity(restored.identity, identity)) {
+        const now = this.o.procfs.readStartTime(restored.hostPid);
+        if (now !== restored.startTime) {
+          if (r.hostPid !== undefined) this.unmapRecord(r, 'exited');
+          this.setState(r, 'stale', `mapped process exited while the daemon was down (host PID ${restored.hostPid}); the marker must be rewritten to map again`);
+          return;
+        }
+      }
+    }
+
+    const failures: string[] = [];
+    const passing: Candidate[] = [];
+    const cands = this.table.candidates(m.container_pid);
+    for (const cand of cands) {
+      const why = this.checkCandidate(r, m, identity, cand);
+      if (why === undefined) passing.push(cand);
+      else failures.push(`host PID ${cand.pid}: ${why}`);
+    }
+
+    const current = r.hostPid !== undefined ? this.mappings.get(r.hostPid) : undefined;
+    if (passing.length !== 1) {
+      if (current) this.unmapRecord(r, 'marker_changed');
+      if (passing.length === 0) {
+        const why = cands.length === 0 ? `no process with container PID ${m.container_pid}` : failures.join('; ');
+        this.setState(r, 'pending', `no matching process: ${why}`);
+      } else {
+        this.setState(r, 'conflict', `ambiguous: host PIDs ${passing.map(p => p.pid).join(', ')} all match`);
+      }
+      return;
+    }
+    const winner = passing[0] as Candidate;
+    if (current && current.hostPid === winner.pid && current.startTime === winner.startTime) {
+      if (sameContent) {
+        this.identities.set(current.hostPid, identity);
+        return; // rewritten with the same content by the same process: nothing changes
+      }
+      this.unmapRecord(r, 'marker_changed');
+    } else if (current) {
+      this.unmapRecord(r, 'marker_changed');
+    }
+
+    const holder = this.mappings.get(winner.pid);
+    if (holder && holder.markerPath !== r.path) {
+      this.setState(r, 'conflict', `host PID ${winner.pid} already holds role ${holder.marker.process_role} via ${holder.markerPath}`);
+      return;
+    }
+    if (this.o.exclusiveRoles) {
+      for (const other of this.mappings.values()) {
+        if (
+          other.scope === r.dir.scope &&
+          other.markerPath !== r.path &&
+          other.marker.process_role === m.process_role &&
+          other.marker.agent_name === m.agent_name &&
+          other.marker.tenant === m.tenant
+        ) {
+          this.setState(r, 'conflict', `role ${m.process_role} already held by live host PID ${other.hostPid} via ${other.markerPath} (exclusive_roles)`);
+          return;
+        }
+      }
+    }
+    this.map(r, m, identity, winner);
+  }
+
+  /** Rules 2-4 (+ writer-started-before-write) for one candidate; undefined when it passes. */
+  private checkCandidate(r: MarkerRecord, m: Marker, identity: FileIdentity, cand: Candidate): string | undefined {
+    const pf = this.o.procfs;
+    if (r.dir.podUid !== undefined) {
+      const cg = pf.readCgroup(cand.pid);
+      if (cg?.podUid !== r.dir.podUid) return `pod ${cg?.podUid ?? 'none'} is not the marker's pod ${r.dir.podUid}`;
+    }
+    if (m.process_start_time !== undefined && m.process_start_time !== cand.startTime) {
+      return `start time ${cand.startTime} differs from the marker's ${m.process_start_time}`;
+    }
+    if (m.pid_namespace !== undefined) {
+      const ns = pf.readPidNs(cand.pid);
+      if (ns !== m.pid_namespace) return `PID namespace ${ns ?? 'unknown'} differs from the marker's ${m.pid_namespace}`;
+    }
+    const startedAt = pf.bootTimeMs() + (cand.startTime * 1000) / CLK_TCK;
+    if (startedAt > identity.ctimeMs + this.o.startSlackMs) {
+      return 'process started after the marker was written (cannot be its writer)';
+    }
+    const seen = statThroughRoot(pf.rootOf(cand.pid), this.o.containerContextDir, r.name);
+    if ('problem' in seen) return seen.problem;
+    if (seen.dev !== identity.dev || seen.ino !== identity.ino) return 'sees a different file at the marker path';
+    return undefined;
+  }
+
+  private map(r: MarkerRecord, m: Marker, identity: FileIdentity, cand: Candidate): void {
+    const pf = this.o.procfs;
+    const cg = pf.readCgroup(cand.pid);
+    const podUid = r.dir.podUid ?? cg?.podUid;
+    const containerId = cg?.containerId;
+    const mapping: Mapping = Object.freeze({
+      hostPid: cand.pid,
+      startTime: cand.startTime,
+      pidNs: pf.readPidNs(cand.pid),
+      containerPid: m.container_pid,
+      podUid,
+      containerId,
+      marker: m,
+      markerPath: r.path,
+      scope: r.dir.scope,
+      mappedAt: this.now(),
+      selectors: Object.freeze(selectorValuesFor({ ...m, podUid, containerId })),
+    });
+    this.mappings.set(cand.pid, mapping);
+    this.identities.set(cand.pid, identity);
+    r.hostPid = cand.pid;
+    this.changed = true;
+    this.setState(r, 'mapped', `mapped to host PID ${cand.pid}`);
+    this.o.state.write(mapping, identity, this.o.nodeName);
+    this.log.info(
+      { [F.markerPath]: r.path, [F.hostPid]: cand.pid, [F.containerPid]: m.container_pid, [F.role]: m.process_role, [F.podUid]: podUid },
+      'marker mapped',
+    );
+  }
+
+  private unmap(m: Mapping, cause: string): void {
+    if (this.mappings.get(m.hostPid) !== m) return;
+    this.mappings.delete(m.hostPid);
+    this.identities.delete(m.hostPid);
+    this.changed = true;
+    this.o.state.remove(m.hostPid);
+    this.o.metrics.evictions.inc({ cause });
+    const rec = this.records.get(m.markerPath);
+    if (rec && rec.hostPid === m.hostPid) rec.hostPid = undefined;
+    this.log.info({ [F.markerPath]: m.markerPath, [F.hostPid]: m.hostPid, [F.reason]: cause }, 'mapping removed');
+    // A role or PID was freed: markers waiting in conflict may now map.
+    for (const r of this.records.values()) if (r.state === 'conflict') this.dirty.add(r.path);
+    if (this.dirty.size > 0) this.schedule();
+  }
+
+  private unmapRecord(r: MarkerRecord, cause: string): void {
+    const m = r.hostPid !== undefined ? this.mappings.get(r.hostPid) : undefined;
+    if (m && m.markerPath === r.path) this.unmap(m, cause);
+    r.hostPid = undefined;
+  }
+
+  private dropRecord(r: MarkerRecord, cause: string): void {
+    this.unmapRecord(r, cause);
+    this.records.delete(r.path);
+  }
+
+  private setState(r: MarkerRecord, state: MarkerState, reason: string): void {
+    if (r.state !== state) r.changedAt = this.now();
+    r.state = state;
+    r.reason = reason;
+  }
+
+  private hasHotPending(): boolean {
+    const hot = this.now() - PENDING_HOT_MS;
+    for (const r of this.records.values()) if (r.state === 'pending' && r.changedAt >= hot) return true;
+    return false;
+  }
+
+  /** Evicts mappings whose process exited or whose PID now belongs to another process. */
+  private checkLiveness(quiet = false): void {
+    let evicted = 0;
+    for (const m of [...this.mappings.values()]) {
+      const st = this.o.procfs.readStartTime(m.hostPid);
+      if (st === m.startTime) continue;
+      const cause = st === undefined ? 'exited' : 'start_time_changed';
+      this.evictQuiet(m, cause);
+      evicted++;
+    }
+    if (evicted > 0) this.publish();
+    if (evicted > 0 && !quiet) this.log.debug({ evicted }, 'liveness check evicted mappings');
+  }
+
+  private evictQuiet(m: Mapping, cause: 'exited' | 'start_time_changed'): void {
+    this.unmap(m, cause);
+    const rec = this.records.get(m.markerPath);
+    if (rec) {
+      this.setState(rec, 'stale', `mapped process ${cause === 'exited' ? 'exited' : 'was replaced (start time changed)'} (host PID ${m.hostPid}); the marker must be rewritten to map again`);
+    }
+  }
+
+  private publish(): void {
+    const counts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
+    for (const r of this.records.values()) counts[r.state]++;
+    for (const [state, n] of Object.entries(counts)) this.o.metrics.markers.set({ state }, n);
+    this.o.metrics.mapSize.set(this.mappings.size);
+    if (!this.changed) return;
+    this.changed = false;
+    this.snap = new PidMap(this.snap.version + 1, new Map(this.mappings));
+  }
+}
