@@ -1,0 +1,102 @@
+// `hexr-pid-mapper plugin`: the SPIRE external WorkloadAttestor. Started by
+// the SPIRE agent (plugin_cmd); speaks go-plugin over gRPC on a unix socket
+// and forwards Attest to the daemon's local API. Resolves with the exit code
+// once the host has unloaded us (GRPCController.Shutdown) or on SIGTERM.
+//
+// Startup cost matters (the agent waits for the handshake line): the launch
+// environment is checked before gRPC, protos or pino are loaded.
+import type { Env } from './context.js';
+import { checkLaunchEnv } from '../goplugin/handshake.js';
+
+/** SPIRE uses the plugin type as both cookie key and value. */
+export const PLUGIN_TYPE = 'WorkloadAttestor';
+
+export async function pluginCommand(args: string[], env: Env): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stderr.write(
+      'usage: hexr-pid-mapper plugin\n\n' +
+        'Runs as a SPIRE external WorkloadAttestor. Configure it in the SPIRE agent:\n' +
+        '  WorkloadAttestor "hexr" { plugin_cmd = "..." plugin_args = ["plugin"] plugin_data { daemon_socket = "/run/hexr/pid-mapper.sock" } }\n',
+    );
+    return 0;
+  }
+  const problem = checkLaunchEnv(env, PLUGIN_TYPE, PLUGIN_TYPE);
+  if (problem?.code === 'NOT_A_PLUGIN_LAUNCH') {
+    process.stderr.write(problem.message);
+    return 1;
+  }
+
+  const [{ createLogger }, { GoPluginServer, GoPluginError }, cfg, { DaemonClients }, { initService }, { workloadAttestorService }] =
+    await Promise.all([
+      import('../log.js'),
+      import('../goplugin/serve.js'),
+      import('../plugin/config-service.js'),
+      import('../plugin/daemon-client.js'),
+      import('../plugin/init-service.js'),
+      import('../plugin/workload-attestor.js'),
+    ]);
+
+  const root = createLogger({ level: 'info' });
+  // pino children do not follow later level changes of their parent: keep them all.
+  const loggers = [root];
+  const logFor = (module: string): typeof root => {
+    const l = root.child({ '@module': module });
+    loggers.push(l);
+    return l;
+  };
+  const log = logFor('plugin');
+  if (args.length > 0) log.warn({ args: args.join(' ') }, 'ignoring unexpected plugin arguments');
+
+  const onUnhandled = (err: unknown): void => {
+    // SPIRE never restarts a plugin: log and keep serving.
+    log.error({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unhandled error');
+  };
+  process.on('unhandledRejection', onUnhandled);
+  process.on('uncaughtException', onUnhandled);
+
+  const store = new cfg.ConfigStore();
+  const daemon = new DaemonClients();
+  store.onChange(c => daemon.retainOnly(c.daemonSocket));
+
+  const server = new GoPluginServer({
+    cookieKey: PLUGIN_TYPE,
+    cookieValue: PLUGIN_TYPE,
+    env,
+    log: logFor('goplugin'),
+    services: [
+      initService({ log: logFor('init'), onDeinit: () => daemon.close() }),
+      cfg.configService({
+        store,
+        log: logFor('config'),
+        setLogLevel: level => {
+          for (const l of loggers) l.level = level;
+        },
+      }),
+      workloadAttestorService({ store, daemon, log: logFor('attestor') }),
+    ],
+  });
+
+  const onSigterm = (): void => {
+    log.info('SIGTERM: stopping');
+    void server.close();
+  };
+  process.on('SIGTERM', onSigterm);
+  try {
+    await server.start();
+  } catch (err) {
+    process.off('SIGTERM', onSigterm);
+    if (err instanceof GoPluginError) {
+      log.error({ error: err.message, code: err.code }, 'plugin failed to start');
+      return 1;
+    }
+    throw err;
+  }
+
+  await server.done;
+  daemon.close();
+  process.off('SIGTERM', onSigterm);
+  process.off('unhandledRejection', onUnhandled);
+  process.off('uncaughtException', onUnhandled);
+  log.debug('plugin stopped');
+  return 0;
+}

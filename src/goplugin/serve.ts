@@ -1,0 +1,176 @@
+// hashicorp/go-plugin transport for a gRPC plugin, SPIRE-agnostic
+// (spire-plugin-protocol.md section 2). start(): check the launch env, bind an
+// h2c gRPC server on a fresh unix socket, register the go-plugin internal
+// services plus the caller's, then (and only then) write the handshake line
+// to fd 1. close(): stop serving and remove the socket. `done` resolves when
+// the host asked us to stop (GRPCController.Shutdown) or close() ran.
+//
+// stdout belongs to the handshake: from start() on, console.* and
+// process.stdout.write go to stderr.
+import { writeSync, unlinkSync, chmodSync } from 'node:fs';
+import { Console } from 'node:console';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log.js';
+import { checkLaunchEnv, handshakeLine, makeSocketPath, type Env } from './handshake.js';
+import {
+  brokerService,
+  controllerService,
+  healthService,
+  OpenStreams,
+  stdioService,
+  type ConnInfo,
+  type ServiceRegistration,
+} from './internal-services.js';
+
+export type { ServiceRegistration, ConnInfo };
+
+export interface GoPluginServerOptions {
+  /** Magic cookie; for SPIRE both are the plugin type, e.g. "WorkloadAttestor". */
+  cookieKey: string;
+  cookieValue: string;
+  services: readonly ServiceRegistration[];
+  /** Already carries whatever module field the caller wants. */
+  log: Logger;
+  env: Env;
+  /** Where the handshake line goes; fd 1 except in tests. */
+  stdoutFd?: number;
+}
+
+export type GoPluginErrorCode = 'NOT_A_PLUGIN_LAUNCH' | 'PROTOCOL_VERSION' | 'TLS_UNSUPPORTED' | 'SOCKET_PATH' | 'LISTEN_FAILED';
+
+export class GoPluginError extends Error {
+  override readonly name = 'GoPluginError';
+  constructor(
+    readonly code: GoPluginErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How long a graceful stop may take before open calls are cut. */
+const GRACEFUL_STOP_MS = 300;
+
+export class GoPluginServer {
+  private readonly log: Logger;
+  private readonly connInfo = new Map<number, ConnInfo>();
+  private readonly streams = new OpenStreams();
+  private server: grpc.Server | undefined;
+  private socket: string | undefined;
+  private closing: Promise<void> | undefined;
+  private resolveDone!: () => void;
+  /** Resolves once the host sent Shutdown or close() finished. */
+  readonly done: Promise<void>;
+  private readonly ignoreSigint = (): void => {
+    this.log.debug('ignoring SIGINT (the host unloads plugins through GRPCController.Shutdown)');
+  };
+
+  constructor(private readonly opts: GoPluginServerOptions) {
+    this.log = opts.log;
+    this.done = new Promise(resolve => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  /** Path of the unix socket we listen on (after start()). */
+  get socketPath(): string | undefined {
+    return this.socket;
+  }
+
+  /** Latest ConnInfo the host sent down the broker stream for this service id. */
+  brokerConnInfo(serviceId: number): ConnInfo | undefined {
+    return this.connInfo.get(serviceId);
+  }
+
+  async start(): Promise<void> {
+    const { env, cookieKey, cookieValue } = this.opts;
+    const problem = checkLaunchEnv(env, cookieKey, cookieValue);
+    if (problem) throw new GoPluginError(problem.code, problem.message);
+    protectStdout();
+    // grpc-js reports its own troubles through console.error: keep them as JSON lines.
+    grpc.setLogger({ error: (...args: unknown[]) => this.log.debug({ grpc: args.map(String).join(' ') }, 'grpc-js') });
+    process.on('SIGINT', this.ignoreSigint);
+
+    let socket: string;
+    try {
+      socket = makeSocketPath(env);
+    } catch (err) {
+      throw new GoPluginError('SOCKET_PATH', err instanceof Error ? err.message : String(err));
+    }
+    unlinkQuietly(socket); // a stale file makes bind fail with EADDRINUSE
+
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    });
+    const builtin = [
+      healthService(this.streams),
+      brokerService(this.log, this.connInfo, this.streams),
+      stdioService(this.streams),
+      controllerService(() => {
+        this.log.debug('host requested shutdown');
+        void this.close();
+      }),
+    ];
+    for (const s of [...builtin, ...this.opts.services]) server.addService(s.definition, s.implementation);
+
+    await new Promise<void>((resolve, reject) => {
+      server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), err => {
+        if (err) reject(new GoPluginError('LISTEN_FAILED', `cannot listen on unix socket ${socket}: ${err.message}`));
+        else resolve();
+      });
+    });
+    this.server = server;
+    this.socket = socket;
+    try {
+      chmodSync(socket, 0o600);
+    } catch (err) {
+      this.log.warn({ error: (err as Error).message }, 'could not restrict the plugin socket to mode 0600');
+    }
+    writeSync(this.opts.stdoutFd ?? 1, handshakeLine(socket));
+    this.log.debug({ socket }, 'plugin serving');
+  }
+
+  /** Stops serving (graceful for a moment, then forced), removes the socket. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    process.off('SIGINT', this.ignoreSigint);
+    const server = this.server;
+    if (server) {
+      this.streams.endAll();
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, GRACEFUL_STOP_MS);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (this.socket) unlinkQuietly(this.socket);
+    this.resolveDone();
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // ENOENT: already gone
+  }
+}
+
+let stdoutProtected = false;
+
+/** Nothing but the handshake may reach fd 1: send console.* and process.stdout to stderr. */
+function protectStdout(): void {
+  if (stdoutProtected) return;
+  stdoutProtected = true;
+  globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
+  process.stdout.write = process.stderr.write.bind(process.stderr);
+}

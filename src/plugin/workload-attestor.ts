@@ -1,0 +1,81 @@
+// spire.plugin.agent.workloadattestor.v1.WorkloadAttestor: Attest(pid) asks
+// the daemon and returns its selector values, filtered to the configured
+// kinds. Unknown processes (including the agent's own PID, which SPIRE
+// attests for its health checks) get an empty list, not an error.
+// AttestReference is left to grpc-js (UNIMPLEMENTED): SPIRE >= 1.15.2 then
+// falls back to Attest for PID references.
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../log.js';
+import { serviceDefinition, type ServiceRegistration } from '../goplugin/internal-services.js';
+import type { ConfigStore, SelectorKind } from './config-service.js';
+import type { DaemonClients } from './daemon-client.js';
+import { PluginError } from './errors.js';
+import { toGrpcError } from './grpc-status.js';
+
+export interface WorkloadAttestorDeps {
+  store: ConfigStore;
+  daemon: DaemonClients;
+  log: Logger;
+  /** For tests; Date.now otherwise. */
+  now?: () => number;
+}
+
+interface AttestRequest {
+  pid: number;
+}
+
+/** Kind of a selector value: the text before the first ':'. */
+export function selectorKind(value: string): string {
+  const i = value.indexOf(':');
+  return i < 0 ? value : value.slice(0, i);
+}
+
+export function filterSelectors(values: readonly string[], kinds: ReadonlySet<SelectorKind>): string[] {
+  return values.filter(v => v.includes(':') && (kinds as ReadonlySet<string>).has(selectorKind(v)));
+}
+
+export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegistration {
+  const { store, daemon, log } = deps;
+  const now = deps.now ?? Date.now;
+
+  async function attest(pid: number, callerDeadline: grpc.Deadline, signal: AbortSignal): Promise<string[]> {
+    const cfg = store.current(); // one snapshot for the whole call
+    if (!cfg) throw new PluginError('NOT_CONFIGURED', 'not configured');
+    if (!Number.isInteger(pid) || pid <= 0) return [];
+    const start = now();
+    let deadlineMs = start + cfg.attestTimeoutMs;
+    const caller = callerDeadline instanceof Date ? callerDeadline.getTime() : callerDeadline;
+    if (Number.isFinite(caller) && caller < deadlineMs) deadlineMs = caller;
+    const res = await daemon.attest(cfg.daemonSocket, {
+      pid,
+      maxWaitMs: cfg.inFlightWaitMs,
+      deadline: new Date(deadlineMs),
+      signal,
+    });
+    const values = filterSelectors(res.selector_values, cfg.selectorKinds);
+    log.debug({ host_pid: pid, found: res.found, selector_count: values.length, map_version: res.map_version, duration_ms: now() - start }, 'attested');
+    return values;
+  }
+
+  return {
+    definition: serviceDefinition(
+      'spire/plugin/agent/workloadattestor/v1/workloadattestor.proto',
+      'spire.plugin.agent.workloadattestor.v1.WorkloadAttestor',
+    ),
+    implementation: {
+      Attest(call: grpc.ServerUnaryCall<AttestRequest, unknown>, cb: grpc.sendUnaryData<unknown>) {
+        const abort = new AbortController();
+        call.on('cancelled', () => abort.abort());
+        attest(call.request.pid, call.getDeadline(), abort.signal).then(
+          selector_values => cb(null, { selector_values }),
+          (err: unknown) => {
+            const e = toGrpcError(err);
+            if (err instanceof PluginError) log.warn({ host_pid: call.request.pid, error: err.message }, 'attestation failed');
+            else log.error({ host_pid: call.request.pid, error: err instanceof Error ? err.message : String(err) }, 'attestation failed unexpectedly');
+            cb(e);
+          },
+        );
+      },
+    },
+  };
+}
