@@ -92,11 +92,12 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     throw err;
   }
 
+  log.info({ socket: server.socketPath, node: process.version }, 'plugin serving');
   await server.done;
   daemon.close();
   process.off('SIGTERM', onSigterm);
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
-  log.debug('plugin stopped');
+  log.info('plugin stopped');
   return 0;
 }

@@ -113,12 +113,18 @@ export class GoPluginServer {
     ];
     for (const s of [...builtin, ...this.opts.services]) server.addService(s.definition, s.implementation);
 
-    await new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), err => {
-        if (err) reject(new GoPluginError('LISTEN_FAILED', `cannot listen on unix socket ${socket}: ${err.message}`));
-        else resolve();
+    // Tighten the umask around bind so the socket never exists with wider permissions.
+    const oldUmask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), err => {
+          if (err) reject(new GoPluginError('LISTEN_FAILED', `cannot listen on unix socket ${socket}: ${err.message}`));
+          else resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(oldUmask);
+    }
     this.server = server;
     this.socket = socket;
     try {

@@ -6,7 +6,7 @@
 //   attest_timeout  deadline for one Attest, "1s"/"500ms" or integer ms, > 0 and <= 30s (default 1s)
 //   in_flight_wait  how long the daemon may wait for a marker in flight, < attest_timeout
 //                   (default 500ms, capped at half of attest_timeout)
-//   selectors       selector kinds to return (default: all of SELECTOR_KINDS)
+//   selectors       selector kinds to return (default: all of core/selectors.ts SELECTOR_KINDS)
 //   log_level       trace | debug | info | warn | error (default: unchanged)
 //
 // The config is published as one frozen object through ConfigStore: a
@@ -15,22 +15,13 @@
 import { status } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { parseHcl, ParseError } from '../core/hcl.js';
+import { SELECTOR_KINDS, type SelectorKind } from '../core/selectors.js';
 import { LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
 import { serviceDefinition, type ServiceRegistration } from '../goplugin/internal-services.js';
 import { parseDurationMs } from './duration.js';
 import { PluginError } from './errors.js';
 import { toGrpcError } from './grpc-status.js';
 
-export const SELECTOR_KINDS = [
-  'process-role',
-  'agent-name',
-  'tenant',
-  'framework',
-  'pod-uid',
-  'container-id',
-  'spiffe-path',
-] as const;
-export type SelectorKind = (typeof SELECTOR_KINDS)[number];
 
 export const DEFAULT_DAEMON_SOCKET = '/run/hexr/pid-mapper.sock';
 export const DEFAULT_ATTEST_TIMEOUT_MS = 1000;

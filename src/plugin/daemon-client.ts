@@ -38,19 +38,29 @@ export interface AttestCall {
   signal?: AbortSignal;
 }
 
+interface Entry {
+  client: PidMapperClient;
+  inFlight: number;
+  /** No longer wanted: close once the last in-flight call settles. */
+  retired: boolean;
+}
+
+/**
+ * Channels by socket path. A channel that a reconfigure made obsolete is
+ * closed only after its in-flight calls settle: grpc-js fails calls still
+ * waiting for a connection when their channel closes.
+ */
 export class DaemonClients {
-  private readonly clients = new Map<string, PidMapperClient>();
+  private readonly entries = new Map<string, Entry>();
   private ctor: grpc.ServiceClientConstructor | undefined;
 
   /** Asks the daemon at `socketPath`; rejects with a PluginError. */
   attest(socketPath: string, call: AttestCall): Promise<DaemonAttestResponse> {
-    const client = this.client(socketPath);
-    return new Promise((resolve, reject) => {
-      if (call.signal?.aborted) {
-        reject(new PluginError('CANCELLED', 'attestation cancelled by the caller'));
-        return;
-      }
-      const pending = client.Attest(
+    if (call.signal?.aborted) return Promise.reject(new PluginError('CANCELLED', 'attestation cancelled by the caller'));
+    const entry = this.entry(socketPath);
+    entry.inFlight++;
+    return new Promise<DaemonAttestResponse>((resolve, reject) => {
+      const pending = entry.client.Attest(
         { pid: call.pid, max_wait_ms: call.maxWaitMs },
         new grpc.Metadata(),
         { deadline: call.deadline },
@@ -62,32 +72,39 @@ export class DaemonClients {
       );
       const onAbort = (): void => pending.cancel();
       call.signal?.addEventListener('abort', onAbort, { once: true });
+    }).finally(() => {
+      entry.inFlight--;
+      if (entry.retired && entry.inFlight === 0) entry.client.close();
     });
   }
 
-  /** Closes channels to sockets other than `keep` (after a reconfigure). */
+  /** Retires channels to sockets other than `keep` (after a reconfigure). */
   retainOnly(keep: string): void {
-    for (const [path, c] of this.clients) {
-      if (path !== keep) {
-        c.close(); // in-flight calls still complete
-        this.clients.delete(path);
-      }
+    for (const [path, e] of this.entries) {
+      if (path !== keep) this.retire(path, e);
     }
   }
 
+  /** Retires every channel; in-flight calls still settle first. */
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    for (const [path, e] of this.entries) this.retire(path, e);
   }
 
-  private client(socketPath: string): PidMapperClient {
-    let c = this.clients.get(socketPath);
-    if (!c) {
+  private retire(path: string, e: Entry): void {
+    this.entries.delete(path);
+    e.retired = true;
+    if (e.inFlight === 0) e.client.close();
+  }
+
+  private entry(socketPath: string): Entry {
+    let e = this.entries.get(socketPath);
+    if (!e) {
       this.ctor ??= lookup<grpc.ServiceClientConstructor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper');
-      c = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
-      this.clients.set(socketPath, c);
+      const client = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
+      e = { client, inFlight: 0, retired: false };
+      this.entries.set(socketPath, e);
     }
-    return c;
+    return e;
   }
 }
 

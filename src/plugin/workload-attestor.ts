@@ -7,7 +7,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
 import { serviceDefinition, type ServiceRegistration } from '../goplugin/internal-services.js';
-import type { ConfigStore, SelectorKind } from './config-service.js';
+import type { SelectorKind } from '../core/selectors.js';
+import type { ConfigStore } from './config-service.js';
 import type { DaemonClients } from './daemon-client.js';
 import { PluginError } from './errors.js';
 import { toGrpcError } from './grpc-status.js';

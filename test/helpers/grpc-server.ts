@@ -21,9 +21,10 @@ export async function startTestServer(services: ServiceRegistration[]): Promise<
   );
   return {
     target: `unix:${socket}`,
-    close: async () => {
+    close: () => {
       server.forceShutdown();
       rmSync(dir, { recursive: true, force: true });
+      return Promise.resolve();
     },
   };
 }

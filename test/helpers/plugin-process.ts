@@ -25,7 +25,7 @@ export function spawnPlugin(env: Record<string, string | undefined>, onHandshake
   let out = '';
   let err = '';
   const handshake = new Promise<{ line: string; atMs: number }>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       const before = out;
       out += d.toString();
       if (!before.includes('\n') && out.includes('\n')) {
@@ -37,7 +37,7 @@ export function spawnPlugin(env: Record<string, string | undefined>, onHandshake
     proc.once('exit', code => reject(new Error(`plugin exited (${code}) before the handshake; stderr: ${err}`)));
   });
   handshake.catch(() => undefined);
-  proc.stderr!.on('data', (d: Buffer) => {
+  proc.stderr.on('data', (d: Buffer) => {
     err += d.toString();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; atMs: number }>(resolve =>

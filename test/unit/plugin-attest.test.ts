@@ -1,0 +1,181 @@
+// WorkloadAttestor.Attest against a FAKE daemon (hexr.pidmapper.v1.PidMapper
+// on a temp unix socket): forwarding, filtering, failure modes, recovery and
+// reconfiguration while calls are in flight.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { ConfigStore, configService } from '../../src/plugin/config-service.js';
+import { DaemonClients } from '../../src/plugin/daemon-client.js';
+import { workloadAttestorService } from '../../src/plugin/workload-attestor.js';
+import { createLogger } from '../../src/log.js';
+import { startFakeDaemon, type FakeDaemon } from '../helpers/fake-daemon.js';
+import { startTestServer, type TestServer } from '../helpers/grpc-server.js';
+import { connect, expectGrpcError, unary } from '../helpers/plugin-client.js';
+
+const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+const ALL = [
+  'process-role:researcher',
+  'agent-name:crew',
+  'tenant:acme',
+  'framework:crewai',
+  'pod-uid:1234-abcd',
+  'container-id:' + 'a'.repeat(64),
+  'spiffe-path:agent/acme/crew/researcher',
+];
+
+let dir: string;
+let server: TestServer;
+let clients: ReturnType<typeof connect>;
+let store: ConfigStore;
+let daemonClients: DaemonClients;
+const daemons: FakeDaemon[] = [];
+
+async function daemon(opts: Parameters<typeof startFakeDaemon>[0] = {}): Promise<FakeDaemon> {
+  const d = await startFakeDaemon(opts);
+  daemons.push(d);
+  return d;
+}
+
+const attest = (pid: number, opts: grpc.CallOptions = {}): Promise<{ selector_values: string[] }> =>
+  unary(clients.attestor, 'Attest', { pid }, opts);
+const configure = (hcl: string): Promise<unknown> =>
+  unary(clients.config, 'Configure', { core_configuration: { trust_domain: 'example.org' }, hcl_configuration: hcl });
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hexr-pa-'));
+  store = new ConfigStore();
+  daemonClients = new DaemonClients();
+  store.onChange(c => daemonClients.retainOnly(c.daemonSocket));
+  server = await startTestServer([
+    configService({ store, log: silent, setLogLevel: () => undefined }),
+    workloadAttestorService({ store, daemon: daemonClients, log: silent }),
+  ]);
+  clients = connect(server.target);
+});
+
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop();
+});
+
+afterAll(async () => {
+  clients.close();
+  daemonClients.close();
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Attest', () => {
+  it('answers FAILED_PRECONDITION "not configured" before Configure', async () => {
+    await expectGrpcError(attest(42), grpc.status.FAILED_PRECONDITION, 'not configured');
+  });
+
+  it('forwards the PID with in_flight_wait as max_wait_ms and returns the selector values of every kind by default', async () => {
+    const d = await daemon({ selectors: { 4242: ALL } });
+    await configure(`daemon_socket = "${d.socketPath}"\nin_flight_wait = "200ms"`);
+    expect(await attest(4242)).toEqual({ selector_values: ALL });
+    expect(d.calls).toEqual([{ pid: 4242, max_wait_ms: 200 }]);
+  });
+
+  it('returns only the configured selector kinds, and drops values without a kind', async () => {
+    const d = await daemon({ selectors: { 4242: [...ALL, 'no-colon-here', 'unknown-kind:x'] } });
+    await configure(`daemon_socket = "${d.socketPath}"\nselectors = ["process-role", "tenant"]`);
+    expect(await attest(4242)).toEqual({ selector_values: ['process-role:researcher', 'tenant:acme'] });
+  });
+
+  it('returns an empty list for a PID the daemon does not know (e.g. the agent itself)', async () => {
+    const d = await daemon({ selectors: { 4242: ALL } });
+    await configure(`daemon_socket = "${d.socketPath}"`);
+    expect(await attest(process.pid)).toEqual({ selector_values: [] });
+  });
+
+  it('returns an empty list for pid <= 0 without asking the daemon', async () => {
+    const d = await daemon({ selectors: { 0: ALL } });
+    await configure(`daemon_socket = "${d.socketPath}"`);
+    expect(await attest(0)).toEqual({ selector_values: [] });
+    expect(await attest(-1)).toEqual({ selector_values: [] });
+    expect(d.calls).toEqual([]);
+  });
+
+  it('answers UNAVAILABLE fast (< 1 s) when the daemon is down', async () => {
+    await configure(`daemon_socket = "${join(dir, 'nobody-home.sock')}"\nattest_timeout = "5s"`);
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await expectGrpcError(attest(4242), grpc.status.UNAVAILABLE, 'pid-mapper daemon unavailable');
+      expect(performance.now() - t0).toBeLessThan(1000);
+    }
+  });
+
+  it('recovers by itself when the daemon comes back on the same socket', async () => {
+    const socketPath = join(dir, 'flappy.sock');
+    const d = await daemon({ socketPath, selectors: { 7: ['tenant:acme'] } });
+    await configure(`daemon_socket = "${socketPath}"`);
+    expect(await attest(7)).toEqual({ selector_values: ['tenant:acme'] });
+
+    await d.stop();
+    daemons.splice(daemons.indexOf(d), 1);
+    const t0 = performance.now();
+    await expectGrpcError(attest(7), grpc.status.UNAVAILABLE, 'unavailable');
+    expect(performance.now() - t0).toBeLessThan(1000);
+
+    await daemon({ socketPath, selectors: { 7: ['tenant:acme'] } });
+    const back = performance.now();
+    let result: unknown;
+    while (performance.now() - back < 5000) {
+      try {
+        result = await attest(7);
+        break;
+      } catch (err) {
+        expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+        await new Promise(r => setTimeout(r, 50));
+      }
+    }
+    expect(result).toEqual({ selector_values: ['tenant:acme'] });
+    const recoveryMs = performance.now() - back;
+    console.log(`recovered ${recoveryMs.toFixed(0)} ms after the daemon came back`);
+    expect(recoveryMs).toBeLessThan(2000);
+  });
+
+  it('answers DEADLINE_EXCEEDED after attest_timeout when the daemon is too slow', async () => {
+    const d = await daemon({ selectors: { 7: ['tenant:acme'] }, delayMs: 2000 });
+    await configure(`daemon_socket = "${d.socketPath}"\nattest_timeout = "200ms"`);
+    const t0 = performance.now();
+    await expectGrpcError(attest(7), grpc.status.DEADLINE_EXCEEDED, 'did not answer in time');
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(150);
+    expect(took).toBeLessThan(1000);
+  });
+
+  it('never answers UNIMPLEMENTED, even when the socket serves something else', async () => {
+    // The test server itself does not implement hexr.pidmapper.v1.PidMapper.
+    await configure(`daemon_socket = "${server.target.slice('unix:'.length)}"`);
+    await expectGrpcError(attest(7), grpc.status.INTERNAL, 'daemon failed to answer');
+  });
+
+  it('keeps each call on one config snapshot while Configure swaps socket and selectors concurrently', async () => {
+    const a = await daemon({ selectors: { 1: ALL }, delayMs: 20 });
+    const b = await daemon({ selectors: { 1: ALL }, delayMs: 20 });
+    await configure(`daemon_socket = "${a.socketPath}"\nselectors = ["process-role"]`);
+    const cfgA = `daemon_socket = "${a.socketPath}"\nselectors = ["process-role"]`;
+    const cfgB = `daemon_socket = "${b.socketPath}"\nselectors = ["tenant", "agent-name"]`;
+
+    const results: Promise<{ selector_values: string[] }>[] = [];
+    const swaps: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      results.push(attest(1));
+      if (i % 10 === 0) swaps.push(configure(i % 20 === 0 ? cfgB : cfgA));
+      if (i % 25 === 0) await new Promise(r => setTimeout(r, 5));
+    }
+    await Promise.all(swaps);
+    const answers = await Promise.all(results);
+    const shapes = new Set(answers.map(r => r.selector_values.join(',')));
+    expect([...shapes].every(s => s === 'process-role:researcher' || s === 'agent-name:crew,tenant:acme')).toBe(true);
+    expect(shapes.size).toBe(2);
+    expect(a.calls.length + b.calls.length).toBe(200);
+    expect(a.calls.length).toBeGreaterThan(0);
+    expect(b.calls.length).toBeGreaterThan(0);
+  });
+});
