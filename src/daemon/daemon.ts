@@ -99,6 +99,7 @@ export async function runDaemon(
             mapped: reconciler.snapshot().size,
             processes: reconciler.processCount,
             last_resync_ms: Math.round(reconciler.lastResyncMs * 100) / 100,
+            resync_count: reconciler.resyncCount,
           }),
         }),
       );

@@ -90,6 +90,9 @@ export class Reconciler {
   private readonly identities = new Map<number, FileIdentity>();
   private readonly table: ProcTable;
   private readonly restored = new Map<string, RestoredBinding>();
+  /** Marker versions bound to a process that is gone (persisted in state_dir). */
+  private stale = new Map<string, FileIdentity>();
+  private staleDirty = false;
   private readonly dirty = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
   private snap: PidMap = PidMap.EMPTY;
@@ -105,6 +108,7 @@ export class Reconciler {
   private readyFlag = false;
   private resyncing: Promise<void> | undefined;
   lastResyncMs = 0;
+  resyncCount = 0;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.table = new ProcTable(o.procfs);
@@ -116,8 +120,16 @@ export class Reconciler {
 
   async start(): Promise<void> {
     for (const b of this.o.state.restore()) this.restored.set(b.markerPath, b);
+    this.stale = this.o.state.restoreStale();
     await this.resync();
     this.restored.clear();
+    for (const p of [...this.stale.keys()]) {
+      if (!this.records.has(p)) {
+        this.stale.delete(p);
+        this.staleDirty = true;
+      }
+    }
+    this.publish();
     this.o.state.sweep(new Set(this.mappings.keys()));
     this.readyFlag = true;
     const every = (ms: number, fn: () => void): void => {
@@ -180,6 +192,7 @@ export class Reconciler {
         this.log.error({ [F.err]: err }, 'resync failed');
       } finally {
         this.lastResyncMs = performance.now() - t0;
+        this.resyncCount++;
         this.o.metrics.resyncDuration.observe(this.lastResyncMs / 1000);
         this.resyncing = undefined;
       }
@@ -469,6 +482,16 @@ export class Reconciler {
       }
     }
 
+    const staleId = this.stale.get(r.path);
+    if (staleId !== undefined) {
+      if (sameIdentity(staleId, identity)) {
+        this.setState(r, 'stale', r.state === 'stale' ? r.reason : 'the process this marker version was mapped to is gone; the marker must be rewritten to map again');
+        return;
+      }
+      this.stale.delete(r.path);
+      this.staleDirty = true;
+    }
+
     const failures: string[] = [];
     const passing: Candidate[] = [];
     const cands = this.table.candidates(m.container_pid);
@@ -600,10 +623,17 @@ export class Reconciler {
   private dropRecord(r: MarkerRecord, cause: string): void {
     this.unmapRecord(r, cause);
     this.records.delete(r.path);
+    if (this.stale.delete(r.path)) this.staleDirty = true;
   }
 
   private setState(r: MarkerRecord, state: MarkerState, reason: string): void {
     if (r.state !== state) r.changedAt = this.now();
+    if (state === 'stale' && r.identity !== undefined) {
+      this.stale.set(r.path, r.identity);
+      this.staleDirty = true;
+    } else if (state !== 'stale' && this.stale.delete(r.path)) {
+      this.staleDirty = true;
+    }
     r.state = state;
     r.reason = reason;
   }
@@ -637,6 +667,10 @@ export class Reconciler {
   }
 
   private publish(): void {
+    if (this.staleDirty) {
+      this.staleDirty = false;
+      this.o.state.writeStale(this.stale);
+    }
     const counts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
     for (const r of this.records.values()) counts[r.state]++;
     for (const [state, n] of Object.entries(counts)) this.o.metrics.markers.set({ state }, n);

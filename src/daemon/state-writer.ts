@@ -69,6 +69,43 @@ export class StateWriter {
     }
   }
 
+  private get staleFile(): string {
+    return path.join(this.dir, '.stale-markers.json');
+  }
+
+  /**
+   * Marker versions whose process is gone: kept across restarts so that a
+   * process that later reuses the container PID never inherits the role.
+   */
+  writeStale(entries: ReadonlyMap<string, FileIdentity>): void {
+    const file = this.staleFile;
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(tmp, JSON.stringify([...entries].map(([markerPath, identity]) => ({ markerPath, identity }))), { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      this.onError(err as Error, `write ${file}`);
+    }
+  }
+
+  restoreStale(): Map<string, FileIdentity> {
+    const out = new Map<string, FileIdentity>();
+    try {
+      const list = JSON.parse(fs.readFileSync(this.staleFile, 'utf8')) as unknown;
+      if (!Array.isArray(list)) return out;
+      for (const e of list as { markerPath?: unknown; identity?: Record<string, unknown> }[]) {
+        const id = e.identity;
+        if (typeof e.markerPath !== 'string' || !id) continue;
+        const keys = ['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const;
+        if (!keys.every(k => typeof id[k] === 'number')) continue;
+        out.set(e.markerPath, { dev: id['dev'] as number, ino: id['ino'] as number, size: id['size'] as number, mtimeMs: id['mtimeMs'] as number, ctimeMs: id['ctimeMs'] as number });
+      }
+    } catch {
+      /* none yet, or unreadable: start empty */
+    }
+    return out;
+  }
+
   /** Bindings recorded by a previous run (our own files, still parsed defensively). */
   restore(): RestoredBinding[] {
     const out: RestoredBinding[] = [];
