@@ -46,8 +46,27 @@ function own(obj: Record<string, unknown>, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
 }
 
+/** UTF-8 length of `text`, counting no further than `limit + 1`. */
+function utf8LengthUpTo(text: string, limit: number): number {
+  let n = 0;
+  for (let i = 0; i < text.length && n <= limit; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4; // a surrogate pair is one 4-byte code point
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
 export function parseMarker(text: string, maxBytes = MARKER_MAX_BYTES): MarkerResult {
-  if (text.length > maxBytes) return { ok: false, reason: `too-large: more than ${maxBytes} bytes` };
+  // The cap is in bytes, as on disk: a code unit is 1 to 3 UTF-8 bytes, so
+  // only text that might fit is measured exactly.
+  if (text.length > maxBytes || (text.length * 3 > maxBytes && utf8LengthUpTo(text, maxBytes) > maxBytes)) {
+    return { ok: false, reason: `too-large: more than ${maxBytes} bytes` };
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -79,7 +98,8 @@ export function parseMarker(text: string, maxBytes = MARKER_MAX_BYTES): MarkerRe
       problems.push(`bad ${key}: must be an integer in [${min}, ${max}]`);
       return undefined;
     }
-    return v;
+    return v === 0 ? 0 : v; // JSON "-0" parses to -0: store the integer 0
+
   };
 
   const agent_name = name('agent_name', true);
