@@ -111,7 +111,7 @@ export class DaemonClients {
 function translate(err: grpc.ServiceError, socketPath: string): PluginError {
   switch (err.code) {
     case grpc.status.UNAVAILABLE:
-      return new PluginError('DAEMON_UNAVAILABLE', `pid-mapper daemon unavailable at ${socketPath}: ${err.details}`);
+      return new PluginError('DAEMON_UNAVAILABLE', `pid-mapper daemon unavailable at ${socketPath}: ${err.details.replace(/\s*Resolution note:\s*$/, '')}`);
     case grpc.status.DEADLINE_EXCEEDED:
       return new PluginError('DAEMON_TIMEOUT', `pid-mapper daemon at ${socketPath} did not answer in time`);
     case grpc.status.CANCELLED:

@@ -1,0 +1,154 @@
+// Builds and runs test/e2e/host, a go-plugin host configured the way the
+// SPIRE agent loads external plugins, against `node dist/main.js plugin` (or
+// any command). Reusable for e2e scenarios and benchmarks:
+//
+//   const host = await buildHost();           // once per file; host.cleanup() in afterAll
+//   const run = await runHost(host, { config: 'daemon_socket = "/x.sock"', pids: [42] });
+//   run.events('attest') → [{ pid: 42, selector_values: [...] }]
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MAIN_JS, REPO } from './build.js';
+
+const HOST_SRC = join(REPO, 'test', 'e2e', 'host');
+const GOPATH_SYSTEM = '/usr/share/gocode';
+
+export interface BuiltHost {
+  bin: string;
+  dir: string;
+  buildMs: number;
+  cleanup(): void;
+}
+
+/** `go build` in GOPATH mode against Debian's packages, into a temp dir. */
+export async function buildHost(): Promise<BuiltHost> {
+  const dir = mkdtempSync(join(tmpdir(), 'hexr-host-'));
+  const bin = join(dir, 'host');
+  const t0 = performance.now();
+  try {
+    await promisify(execFile)('go', ['build', '-o', bin, '.'], {
+      cwd: HOST_SRC,
+      env: {
+        ...process.env,
+        GO111MODULE: 'off',
+        GOFLAGS: '',
+        GOPATH: `${join(dir, 'gopath')}:${GOPATH_SYSTEM}`,
+        GOCACHE: process.env['GOCACHE'] ?? (process.env['HOME'] ? join(process.env['HOME'], '.cache', 'go-build') : join(dir, 'gocache')),
+      },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`building the Go host failed: ${e.stderr ?? e.message}`, { cause: err });
+  }
+  return { bin, dir, buildMs: performance.now() - t0, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface HostOptions {
+  /** HCL (or JSON) text sent as hcl_configuration; written to a temp file. */
+  config?: string;
+  /** PIDs to attest; "host" = the host's own PID, "plugin" = the plugin's PID. */
+  pids?: (number | 'host' | 'plugin')[];
+  concurrency?: number;
+  repeat?: number;
+  bench?: boolean;
+  /** Go duration, e.g. "3s"; implies bench. */
+  duration?: string;
+  /** Per-Attest deadline set by the host (SPIRE sets none), Go duration. */
+  callTimeout?: string;
+  skipConfigure?: boolean;
+  trustDomain?: string;
+  /** Host logger level; "debug" shows the plugin's debug lines. */
+  logLevel?: string;
+  /** The plugin command; default `node dist/main.js plugin`. */
+  command?: string[];
+  /** Extra environment for host and plugin (go-plugin passes the host's env on). */
+  env?: Record<string, string>;
+  /** Kill the host (SIGKILL) after this long. */
+  timeoutMs?: number;
+}
+
+export type HostEvent = Record<string, any> & { event: string };
+
+export interface HostRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  wallMs: number;
+  stdout: string;
+  stderr: string;
+  /** JSON events from stdout, optionally of one kind. */
+  events(kind?: string): HostEvent[];
+  /** hclog JSON lines from the host's stderr (non-JSON lines dropped). */
+  logLines(): Record<string, any>[];
+  /** The plugin's own lines as re-logged by go-plugin (they carry its "timestamp" kv). */
+  pluginLogLines(): Record<string, any>[];
+}
+
+export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<HostRun> {
+  const args: string[] = [];
+  let cfgDir: string | undefined;
+  if (opts.config !== undefined) {
+    cfgDir = mkdtempSync(join(tmpdir(), 'hexr-hcfg-'));
+    const file = join(cfgDir, 'plugin.conf');
+    writeFileSync(file, opts.config);
+    args.push('-config', file);
+  }
+  if (opts.pids?.length) args.push('-pids', opts.pids.join(','));
+  if (opts.concurrency) args.push('-concurrency', String(opts.concurrency));
+  if (opts.repeat !== undefined) args.push('-repeat', String(opts.repeat));
+  if (opts.bench) args.push('-bench');
+  if (opts.duration) args.push('-duration', opts.duration);
+  if (opts.callTimeout) args.push('-call-timeout', opts.callTimeout);
+  if (opts.skipConfigure) args.push('-skip-configure');
+  if (opts.trustDomain) args.push('-trust-domain', opts.trustDomain);
+  args.push('-log-level', opts.logLevel ?? 'debug');
+  args.push('--', ...(opts.command ?? [process.execPath, MAIN_JS, 'plugin']));
+
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  delete env['NODE_OPTIONS'];
+  delete env['WorkloadAttestor']; // the host must set the cookie itself
+
+  const t0 = performance.now();
+  const child = spawn(host.bin, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  }, opts.timeoutMs ?? 60_000);
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve =>
+    child.once('close', (c, s) => resolve({ code: c, signal: s })),
+  );
+  clearTimeout(timer);
+  const wallMs = performance.now() - t0;
+  if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+
+  const parse = (text: string): Record<string, any>[] =>
+    text
+      .split('\n')
+      .filter(l => l.startsWith('{'))
+      .flatMap(l => {
+        try {
+          return [JSON.parse(l) as Record<string, any>];
+        } catch {
+          return [];
+        }
+      });
+  const events = parse(stdout) as HostEvent[];
+  const logs = parse(stderr);
+  return {
+    code,
+    signal,
+    wallMs,
+    stdout,
+    stderr,
+    events: kind => (kind === undefined ? events : events.filter(e => e.event === kind)),
+    logLines: () => logs,
+    pluginLogLines: () => logs.filter(l => typeof l['timestamp'] === 'string'),
+  };
+}
