@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { renderPidmap, renderTable, rowOf } from '../../src/daemon/debug-view.js';
+import { PidMap, type Mapping } from '../../src/core/pid-map.js';
+import { selectorValuesFor } from '../../src/core/selectors.js';
+import type { Marker } from '../../src/core/marker.js';
+
+const POD_A = '1f2e3d4c-5b6a-4789-9abc-def012345678';
+const POD_B = 'abcdef01-2345-4678-9abc-def012345678';
+
+function mapping(hostPid: number, m: Partial<Marker> & { podUid?: string }): Mapping {
+  const marker: Marker = {
+    agent_name: m.agent_name ?? 'crew',
+    tenant: m.tenant ?? 'acme',
+    process_role: m.process_role ?? 'main',
+    container_pid: m.container_pid ?? 7,
+    ...(m.framework !== undefined ? { framework: m.framework } : {}),
+  };
+  return {
+    hostPid,
+    startTime: 1000 + hostPid,
+    pidNs: m.podUid ? 4026532201 : undefined,
+    containerPid: marker.container_pid,
+    podUid: m.podUid,
+    containerId: m.podUid ? 'd'.repeat(64) : undefined,
+    marker,
+    markerPath: `/ctx/${marker.agent_name}-${marker.process_role}.json`,
+    scope: m.podUid ? `pod:${m.podUid}` : 'flat:/ctx',
+    mappedAt: Date.UTC(2026, 0, 2, 3, 4, 5),
+    selectors: selectorValuesFor({ ...marker, podUid: m.podUid }),
+  };
+}
+
+const SNAP = new PidMap(
+  9,
+  new Map(
+    [
+      mapping(300, { process_role: 'writer', podUid: POD_A, framework: 'crewai' }),
+      mapping(100, { process_role: 'researcher', podUid: POD_A }),
+      mapping(200, { process_role: 'researcher', podUid: POD_B, tenant: 'globex', agent_name: 'other' }),
+      mapping(50, { process_role: 'main' }),
+    ].map(m => [m.hostPid, m]),
+  ),
+);
+
+describe('rowOf', () => {
+  it('flattens a mapping into the debug row, with null for what is absent', () => {
+    expect(rowOf(mapping(50, {}))).toEqual({
+      host_pid: 50,
+      container_pid: 7,
+      agent_name: 'crew',
+      tenant: 'acme',
+      process_role: 'main',
+      framework: null,
+      pod_uid: null,
+      container_id: null,
+      pid_namespace: null,
+      start_time: 1050,
+      spiffe_path: 'agent/acme/crew/main',
+      selectors: ['process-role:main', 'agent-name:crew', 'tenant:acme', 'spiffe-path:agent/acme/crew/main'],
+      marker_path: '/ctx/crew-main.json',
+      mapped_at: '2026-01-02T03:04:05.000Z',
+    });
+  });
+
+  it('carries the pod context when there is one', () => {
+    const r = rowOf(mapping(300, { podUid: POD_A, framework: 'crewai' }));
+    expect(r.pod_uid).toBe(POD_A);
+    expect(r.container_id).toBe('d'.repeat(64));
+    expect(r.pid_namespace).toBe(4026532201);
+    expect(r.framework).toBe('crewai');
+  });
+});
+
+describe('renderPidmap', () => {
+  it('lists every entry sorted by host PID, with the snapshot version and count', () => {
+    const out = renderPidmap(SNAP);
+    expect(out.version).toBe(9);
+    expect(out.count).toBe(4);
+    expect(out.entries.map(e => e.host_pid)).toEqual([50, 100, 200, 300]);
+  });
+
+  it('filters by pod', () => {
+    expect(renderPidmap(SNAP, { pod: POD_A }).entries.map(e => e.host_pid)).toEqual([100, 300]);
+  });
+
+  it('filters by role', () => {
+    expect(renderPidmap(SNAP, { role: 'researcher' }).entries.map(e => e.host_pid)).toEqual([100, 200]);
+  });
+
+  it('filters by tenant and by agent', () => {
+    expect(renderPidmap(SNAP, { tenant: 'globex' }).entries.map(e => e.host_pid)).toEqual([200]);
+    expect(renderPidmap(SNAP, { agent: 'crew' }).entries.map(e => e.host_pid)).toEqual([50, 100, 300]);
+  });
+
+  it('ANDs several filters and counts only what matched', () => {
+    const out = renderPidmap(SNAP, { pod: POD_A, role: 'researcher' });
+    expect(out.entries.map(e => e.host_pid)).toEqual([100]);
+    expect(out.count).toBe(1);
+  });
+
+  it('treats undefined filter fields as no filter', () => {
+    expect(renderPidmap(SNAP, { pod: undefined, role: undefined }).count).toBe(4);
+  });
+
+  it('returns no entries when nothing matches', () => {
+    expect(renderPidmap(SNAP, { role: 'nobody' })).toEqual({ version: 9, count: 0, entries: [] });
+  });
+
+  it('renders an empty snapshot', () => {
+    expect(renderPidmap(PidMap.EMPTY)).toEqual({ version: 0, count: 0, entries: [] });
+  });
+});
+
+describe('renderTable', () => {
+  it('prints a header and one aligned line per row, "-" for missing values', () => {
+    const rows = renderPidmap(SNAP, { role: 'main' }).entries.concat(renderPidmap(SNAP, { pod: POD_B }).entries);
+    const lines = renderTable(rows).split('\n');
+    expect(lines).toHaveLength(4); // header, two rows, trailing ''
+    expect(lines[3]).toBe('');
+    expect(lines[0]).toMatch(/^HOST PID\s+CPID\s+TENANT\s+AGENT\s+ROLE\s+POD\s+MARKER$/);
+    expect(lines[1]!.split(/\s{2,}/)).toEqual(['50', '7', 'acme', 'crew', 'main', '-', '/ctx/crew-main.json']);
+    expect(lines[2]!.split(/\s{2,}/)).toEqual(['200', '7', 'globex', 'other', 'researcher', POD_B, '/ctx/other-researcher.json']);
+    // Columns line up: every column starts at the same offset on each line.
+    const podCol = lines[0]!.indexOf('POD');
+    expect(lines[1]!.indexOf('-')).toBe(podCol);
+    expect(lines[2]!.indexOf(POD_B)).toBe(podCol);
+  });
+
+  it('prints only the header for no rows', () => {
+    expect(renderTable([])).toBe('HOST PID  CPID  TENANT  AGENT  ROLE  POD  MARKER\n');
+  });
+
+  it('has no trailing spaces', () => {
+    for (const line of renderTable(renderPidmap(SNAP).entries).split('\n')) expect(line).toBe(line.trimEnd());
+  });
+});
