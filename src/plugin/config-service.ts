@@ -12,7 +12,6 @@
 // The config is published as one frozen object through ConfigStore: a
 // Configure at runtime (SIGUSR1 + plugin_data_file) swaps it atomically while
 // Attest calls keep the snapshot they started with.
-import { status } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { parseHcl, ParseError } from '../core/hcl.js';
 import { SELECTOR_KINDS, type SelectorKind } from '../core/selectors.js';
@@ -195,8 +194,8 @@ export function configService(deps: ConfigServiceDeps): ServiceRegistration {
         try {
           const { notes } = buildPluginConfig(call.request);
           cb(null, { valid: notes.length === 0, notes });
-        } catch {
-          cb({ code: status.INTERNAL, details: 'internal error' });
+        } catch (err) {
+          cb(toGrpcError(err));
         }
       },
     },
