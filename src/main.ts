@@ -9,6 +9,8 @@ commands:
   daemon     run the per-node PID mapper (watch markers, map PIDs, serve the local API)
   plugin     run as a SPIRE external WorkloadAttestor (started by the SPIRE agent)
   pidmap     print the daemon's current PID map (table, or --json)
+  explain    explain why a host PID gets the selectors it gets, or none
+  doctor     check this node's prerequisites (PASS / WARN / FAIL lines)
   run-as     start a command and write its marker the way the SDK does
   help       show this text
 `;
@@ -22,6 +24,10 @@ async function main(): Promise<number> {
       return (await import('./cli/plugin.js')).pluginCommand(rest, env());
     case 'pidmap':
       return (await import('./cli/pidmap.js')).pidmapCommand(rest, env());
+    case 'explain':
+      return (await import('./cli/explain.js')).explainCommand(rest, env());
+    case 'doctor':
+      return (await import('./cli/doctor.js')).doctorCommand(rest, env());
     case 'run-as':
       return (await import('./cli/run-as.js')).runAsCommand(rest, env());
     case undefined:

@@ -89,6 +89,7 @@ export async function runDaemon(
         debugRoutes({
           snapshot: () => reconciler.snapshot(),
           markers: () => reconciler.markers(),
+          explain: pid => reconciler.explain(pid),
           ready: () => reconciler.ready,
           status: () => ({
             node_name: config.nodeName ?? null,

@@ -10,12 +10,16 @@ export interface DebugSource {
   markers(): MarkerView[];
   ready(): boolean;
   status(): Record<string, unknown>;
+  explain(pid: number): Record<string, unknown>;
 }
 
 export function debugRoutes(src: DebugSource): Route {
   return (method, url) => {
     if (method !== 'GET' && method !== 'HEAD') return json(405, { error: 'method not allowed' });
     const q = (k: string): string | undefined => url.searchParams.get(k) ?? undefined;
+    const ex = /^\/debug\/explain\/(\d{1,10})$/.exec(url.pathname);
+    if (ex) return json(200, src.explain(Number(ex[1])));
+    if (url.pathname.startsWith('/debug/explain/')) return json(400, { error: 'usage: /debug/explain/{pid}' });
     switch (url.pathname) {
       case '/live':
         return { status: 200, body: 'ok\n', type: 'text/plain' };
@@ -32,7 +36,7 @@ export function debugRoutes(src: DebugSource): Route {
       case '/debug/status':
         return json(200, src.status());
       default:
-        return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/pidmap', '/debug/markers', '/debug/status'] });
+        return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/pidmap', '/debug/markers', '/debug/explain/{pid}', '/debug/status'] });
     }
   };
 }

@@ -271,6 +271,59 @@ export class Reconciler {
     return out;
   }
 
+  /**
+   * Why `pid` gets the selectors it gets, or none (for /debug/explain). Reads
+   * /proc for this one PID; never used on the Attest path.
+   */
+  explain(pid: number): Record<string, unknown> {
+    const pf = this.o.procfs;
+    const startTime = pf.readStartTime(pid);
+    const nspid = pf.readNSpid(pid);
+    const cg = pf.readCgroup(pid);
+    const snap = this.snap;
+    const m = snap.get(pid);
+    const out: Record<string, unknown> = {
+      pid,
+      exists: startTime !== undefined,
+      start_time: startTime ?? null,
+      nspid: nspid ?? null,
+      container_pid: nspid?.[nspid.length - 1] ?? null,
+      pid_namespace: pf.readPidNs(pid) ?? null,
+      pod_uid: cg?.podUid ?? null,
+      container_id: cg?.containerId ?? null,
+      map_version: snap.version,
+    };
+    if (m) {
+      const ok = startTime === m.startTime;
+      out['mapped'] = { marker_path: m.markerPath, start_time: m.startTime, start_time_matches: ok };
+      out['selectors'] = ok ? m.selectors : [];
+      out['verdict'] = ok
+        ? `mapped through ${m.markerPath}`
+        : 'was mapped, but the start time changed (PID reused or exited): Attest answers nothing and evicts';
+      return out;
+    }
+    out['mapped'] = null;
+    out['selectors'] = [];
+    const cpid = nspid?.[nspid.length - 1];
+    const related: Record<string, unknown>[] = [];
+    for (const r of this.records.values()) {
+      if (r.marker === undefined || r.marker.container_pid !== cpid) continue;
+      let check: string | undefined = 'not evaluated';
+      if (startTime !== undefined && nspid !== undefined && r.identity !== undefined) {
+        check = this.checkCandidate(r, r.marker, r.identity, { pid, startTime, nspid }) ?? 'passes every rule';
+      }
+      related.push({ marker_path: r.path, state: r.state, reason: r.reason, this_pid: check });
+    }
+    out['markers_naming_its_container_pid'] = related;
+    out['verdict'] =
+      startTime === undefined
+        ? 'no such process'
+        : related.length === 0
+          ? `no marker names container PID ${cpid ?? '?'}: unknown processes get no selectors`
+          : 'markers name its container PID, but none is mapped to it (see each marker)';
+    return out;
+  }
+
   get processCount(): number {
     return this.table.size;
   }

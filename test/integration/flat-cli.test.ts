@@ -121,3 +121,27 @@ describe.skipIf(skip)('missed inotify events', () => {
     }
   });
 });
+
+describe('doctor', () => {
+  it('checks a SPIRE agent config and fails on a checksum that does not match plugin_cmd', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-doc-'));
+    try {
+      const cmd = path.join(dir, 'hexr-plugin');
+      fs.writeFileSync(cmd, '#!/bin/sh\nexec node /opt/hexr/dist/main.js plugin "$@"\n', { mode: 0o755 });
+      const good = (await import('node:crypto')).createHash('sha256').update(fs.readFileSync(cmd)).digest('hex');
+      const conf = (sum: string) =>
+        `plugins {\n  WorkloadAttestor "hexr" {\n    plugin_cmd = "${cmd}"\n    plugin_checksum = "${sum}"\n    plugin_data {\n      daemon_socket = "/run/hexr/pid-mapper.sock"\n    }\n  }\n}\n`;
+      fs.writeFileSync(path.join(dir, 'good.conf'), conf(good));
+      fs.writeFileSync(path.join(dir, 'bad.conf'), conf('0'.repeat(64)));
+      const args = (f: string) => [MAIN, 'doctor', '--layout', 'flat', '--context-root', dir, '--socket', path.join(dir, 'none.sock'), '--spire-config', path.join(dir, f)];
+      const ok = await run(process.execPath, args('good.conf'), { timeout: 20_000 }).catch((e: { code: number; stdout: string }) => e);
+      expect((ok as { stdout: string }).stdout).toMatch(/^PASS\s+SPIRE plugin_checksum\s+matches plugin_cmd$/m);
+      expect((ok as { stdout: string }).stdout).toMatch(/^PASS\s+inotify limits/m);
+      const bad = await run(process.execPath, args('bad.conf'), { timeout: 20_000 }).catch((e: { code: number; stdout: string }) => e);
+      expect((bad as { code: number }).code).toBe(1);
+      expect((bad as { stdout: string }).stdout).toMatch(/^FAIL\s+SPIRE plugin_checksum\s+does not match sha256/m);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -7,6 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonProcess } from '../helpers/daemon.js';
 import { ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
 import { TestPod, type PodProcess } from '../helpers/pod.js';
+import { MAIN } from '../helpers/daemon.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
 
 const skip = skipNote('integration (real namespaces)', ROOT_SKIP);
 
@@ -80,6 +85,18 @@ describe.skipIf(skip)('daemon on real PID namespaces (kubelet layout)', () => {
     expect(pid1.selector_values).toEqual([]);
   });
 
+  it('explains through the CLI why a PID gets its selectors, or none', async () => {
+    const { proc, pod } = procs.get(`${pods[2]!.uid}/editor`)!;
+    const run = (pid: number) =>
+      execFileP(process.execPath, [MAIN, 'explain', '--addr', daemon.debugAddr, String(pid)], { timeout: 10_000 }).then(r => r.stdout);
+    const mapped = await run(proc.hostPid);
+    expect(mapped).toContain(`PID ${proc.hostPid}: mapped through ${pod.hostPath('content-crew-editor.json')}`);
+    expect(mapped).toContain('process-role:editor');
+    const init = await run(pods[2]!.pid1);
+    expect(init).toContain('no marker names container PID 1: unknown processes get no selectors');
+    expect(init).toContain('selectors: (none)');
+  });
+
   it('gives nothing to a process in pod A that claims the container PID of a process in pod B', async () => {
     const [a, b] = [pods[0]!, pods[1]!];
     // B gets extra processes so it has a container PID that A lacks.
@@ -151,6 +168,7 @@ describe.skipIf(skip)('daemon on real PID namespaces (kubelet layout)', () => {
     expect(fs.existsSync(path.join(daemon.stateDir, `${p.hostPid}.json`))).toBe(true);
     await pod.kill(p);
     await eventually(async () => !(await daemon.pidmap()).some(e => e.host_pid === p.hostPid), 10_000, 'evicted');
+    expect((await daemon.get<{ verdict: string }>(`/debug/explain/${p.hostPid}`)).verdict).toBe('no such process');
     expect((await daemon.marker(pod.hostPath('content-crew-short-lived.json')))?.state).toBe('stale');
     expect(fs.existsSync(path.join(daemon.stateDir, `${p.hostPid}.json`))).toBe(false);
     fs.rmSync(pod.hostPath('content-crew-short-lived.json'));

@@ -1,0 +1,177 @@
+// `hexr-pid-mapper doctor [daemon flags] [--spire-config FILE]`: checks this
+// node's prerequisites and prints one PASS / WARN / FAIL line per check.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { ConfigError, loadDaemonConfig } from '../daemon/config.js';
+import type { Env } from './context.js';
+
+type Level = 'PASS' | 'WARN' | 'FAIL';
+interface Check {
+  level: Level;
+  what: string;
+  detail: string;
+}
+
+function readNum(file: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+function connects(socket: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const s = net.connect(socket);
+    s.setTimeout(1000);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export async function doctorCommand(args: string[], env: Env): Promise<number> {
+  let spireConfig: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--spire-config') spireConfig = args[++i];
+    else rest.push(args[i] as string);
+  }
+  let cfg;
+  try {
+    cfg = loadDaemonConfig(rest, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hexr-pid-mapper doctor: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const checks: Check[] = [];
+  const add = (level: Level, what: string, detail: string): void => void checks.push({ level, what, detail });
+  const proc = path.join(cfg.procRoot, 'proc');
+
+  // /proc: can we see other PID namespaces' processes and their roots?
+  try {
+    const pids = fs.readdirSync(proc).filter(n => /^\d+$/.test(n));
+    const namespaces = new Set<string>();
+    let nested = 0;
+    for (const p of pids) {
+      try {
+        namespaces.add(fs.readlinkSync(`${proc}/${p}/ns/pid`));
+        if (/NSpid:\s+\d+\s+\d+/.test(fs.readFileSync(`${proc}/${p}/status`, 'latin1'))) nested++;
+      } catch {
+        /* exited */
+      }
+    }
+    const own = fs.readlinkSync('/proc/self/ns/pid');
+    let init: string | undefined;
+    try {
+      init = fs.readlinkSync(`${proc}/1/ns/pid`);
+    } catch {
+      init = undefined;
+    }
+    const seen = `${pids.length} processes in ${namespaces.size} PID namespaces, ${nested} in nested ones`;
+    if (init === undefined) add('WARN', '/proc visibility', `cannot read ${proc}/1/ns/pid to confirm hostPID; ${seen}`);
+    else add(own === init ? 'PASS' : 'FAIL', '/proc visibility', own === init ? `in the host PID namespace (hostPID); ${seen}` : 'not in the host PID namespace: set hostPID: true');
+    const other = pids.find(p => p !== String(process.pid) && p !== '1' && fs.existsSync(`${proc}/${p}/root`));
+    try {
+      if (other === undefined) throw Object.assign(new Error('no other process'), { code: 'ENOENT' });
+      fs.readdirSync(`${proc}/${other}/root/`);
+      add('PASS', '/proc/PID/root', `readable (PID ${other}; needed for the same-file check)`);
+    } catch (err) {
+      add('FAIL', '/proc/PID/root', `cannot read ${proc}/${other ?? '?'}/root: ${(err as NodeJS.ErrnoException).code ?? String(err)} (needs root with CAP_SYS_PTRACE)`);
+    }
+  } catch (err) {
+    add('FAIL', '/proc visibility', `cannot list ${proc}: ${(err as Error).message}`);
+  }
+
+  // cgroups
+  try {
+    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n');
+    const root = mounts.find(l => l.split(' ')[1] === '/sys/fs/cgroup');
+    const v2 = mounts.some(l => l.split(' ')[2] === 'cgroup2');
+    const v1 = mounts.some(l => l.split(' ')[2] === 'cgroup');
+    const kind = root?.split(' ')[2] === 'cgroup2' ? 'v2 (unified)' : v1 && v2 ? 'hybrid (v1 + v2)' : v1 ? 'v1' : 'none found';
+    add(v1 || v2 ? 'PASS' : 'WARN', 'cgroup version', `${kind}; pod UIDs are read from /proc/PID/cgroup`);
+  } catch (err) {
+    add('WARN', 'cgroup version', `cannot read mounts: ${(err as Error).message}`);
+  }
+
+  // inotify
+  const watches = readNum('/proc/sys/fs/inotify/max_user_watches');
+  const instances = readNum('/proc/sys/fs/inotify/max_user_instances');
+  add(watches !== undefined && watches >= 8192 ? 'PASS' : 'WARN', 'inotify limits', `max_user_watches=${watches ?? '?'} max_user_instances=${instances ?? '?'} (about 5 watches per pod are used)`);
+
+  // context root
+  const root = cfg.layout.kind === 'flat' ? cfg.layout.contextRoot : path.join(cfg.layout.kubeletRoot, 'pods');
+  try {
+    const st = fs.lstatSync(root);
+    if (st.isSymbolicLink()) add('FAIL', 'context root', `${root} is a symlink; it will not be followed`);
+    else if (!st.isDirectory()) add('FAIL', 'context root', `${root} is not a directory`);
+    else add('PASS', 'context root', `${cfg.layout.kind} layout at ${root}`);
+  } catch {
+    add('WARN', 'context root', `${root} does not exist yet; the daemon waits for it to appear`);
+  }
+
+  // socket directory / daemon
+  const sockDir = path.dirname(cfg.socketPath);
+  try {
+    fs.accessSync(sockDir, fs.constants.W_OK);
+    add('PASS', 'socket directory', `${sockDir} is writable`);
+  } catch {
+    add('WARN', 'socket directory', `${sockDir} is missing or not writable (the daemon creates it if it can)`);
+  }
+  if (fs.existsSync(cfg.socketPath)) {
+    const ok = await connects(cfg.socketPath);
+    const mode = (fs.statSync(cfg.socketPath).mode & 0o777).toString(8);
+    add(ok ? 'PASS' : 'FAIL', 'local API socket', ok ? `${cfg.socketPath} accepts connections (mode ${mode})` : `${cfg.socketPath} exists but nothing listens (stale socket?)`);
+  } else {
+    add('WARN', 'local API socket', `${cfg.socketPath} does not exist: is the daemon running?`);
+  }
+
+  // SPIRE agent config
+  if (spireConfig !== undefined) checkSpire(spireConfig, add);
+
+  const width = Math.max(...checks.map(c => c.what.length));
+  for (const c of checks) process.stdout.write(`${c.level}  ${c.what.padEnd(width)}  ${c.detail}\n`);
+  const failed = checks.filter(c => c.level === 'FAIL').length;
+  process.stdout.write(`${checks.length - failed} of ${checks.length} checks passed or warned, ${failed} failed\n`);
+  return failed > 0 ? 1 : 0;
+}
+
+function checkSpire(file: string, add: (l: Level, what: string, detail: string) => void): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    add('FAIL', 'SPIRE agent config', `cannot read ${file}: ${(err as Error).message}`);
+    return;
+  }
+  const block = /WorkloadAttestor\s+"hexr"\s*\{([\s\S]*?)\n\s*\}/.exec(text);
+  if (!block) {
+    add('FAIL', 'SPIRE agent config', `${file} has no WorkloadAttestor "hexr" block`);
+    return;
+  }
+  const body = block[1] as string;
+  const cmd = /plugin_cmd\s*=\s*"([^"]+)"/.exec(body)?.[1];
+  if (!cmd) add('FAIL', 'SPIRE plugin_cmd', 'plugin_cmd is not set (the plugin must be external)');
+  else if (!path.isAbsolute(cmd)) add('WARN', 'SPIRE plugin_cmd', `${cmd} is relative: SPIRE resolves it against the agent's working directory`);
+  else if (!fs.existsSync(cmd)) add('WARN', 'SPIRE plugin_cmd', `${cmd} does not exist on this filesystem (fine if it is inside the agent image)`);
+  else add('PASS', 'SPIRE plugin_cmd', cmd);
+  const sum = /plugin_checksum\s*=\s*"([^"]*)"/.exec(body)?.[1];
+  if (sum === undefined || sum === '') add('WARN', 'SPIRE plugin_checksum', 'not set: SPIRE only warns; set it to the sha256 of plugin_cmd');
+  else if (!/^[0-9a-fA-F]{64}$/.test(sum)) add('FAIL', 'SPIRE plugin_checksum', `"${sum}" is not 64 hex characters: the agent will refuse to start`);
+  else if (cmd && fs.existsSync(cmd)) {
+    const actual = createHash('sha256').update(fs.readFileSync(cmd)).digest('hex');
+    add(actual === sum.toLowerCase() ? 'PASS' : 'FAIL', 'SPIRE plugin_checksum', actual === sum.toLowerCase() ? 'matches plugin_cmd' : `does not match sha256(${cmd}) = ${actual}`);
+  } else add('PASS', 'SPIRE plugin_checksum', 'well-formed');
+}
