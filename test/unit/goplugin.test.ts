@@ -13,8 +13,11 @@ const HANDSHAKE = /^1\|1\|unix\|(\/[^|]+)\|grpc\|\n$/;
 const started: PluginProcess[] = [];
 const dirs: string[] = [];
 
+/** Each plugin gets its own socket dir (removed afterwards, even if the plugin was SIGKILLed). */
 function start(env: Record<string, string | undefined>, onHandshake?: (line: string) => void): PluginProcess {
-  const p = spawnPlugin(env, onHandshake);
+  const dir = mkdtempSync(join(tmpdir(), 'hexr-gp-'));
+  dirs.push(dir);
+  const p = spawnPlugin({ PLUGIN_UNIX_SOCKET_DIR: dir, ...env }, onHandshake);
   started.push(p);
   return p;
 }
