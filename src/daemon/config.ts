@@ -107,11 +107,12 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
       problems.push(`config file ${configPath}: ${(err as Error).message}`);
     }
   }
-  for (const k of Object.keys(file)) if (!(k in KEYS)) problems.push(`config file: unknown key "${k}"`);
+  // Own keys only: `in` would accept inherited names such as "constructor" or "__proto__".
+  for (const k of Object.keys(file)) if (!Object.hasOwn(KEYS, k)) problems.push(`config file: unknown key "${k}"`);
 
   const raw = (key: string): string => {
     const spec = KEYS[key] as KeySpec;
-    const v = flags[spec.flag] ?? env[spec.env] ?? file[key];
+    const v = flags[spec.flag] ?? env[spec.env] ?? (Object.hasOwn(file, key) ? file[key] : undefined);
     if (v === undefined) return spec.def;
     return typeof v === 'string' ? v : JSON.stringify(v);
   };
@@ -170,5 +171,9 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
     nodeName: env['NODE_NAME'],
   };
   if (problems.length > 0) throw new ConfigError(problems);
+  // Frozen all the way down: the nested objects are part of the config too.
+  Object.freeze(cfg.layout);
+  if (cfg.debugAddr) Object.freeze(cfg.debugAddr);
+  if (cfg.metricsAddr) Object.freeze(cfg.metricsAddr);
   return Object.freeze(cfg);
 }
