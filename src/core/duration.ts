@@ -1,10 +1,26 @@
-// Durations in config: "500ms", "2s", "1m", "1h", or a bare integer of milliseconds.
-export function parseDuration(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
-  if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d{1,9})(ms|s|m|h)?\s*$/.exec(v);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+// Durations in plugin options: Go-style strings ("1s", "500ms", "1m30s") or an
+// integer number of milliseconds. Returns milliseconds, or a problem text.
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+
+export function parseDurationMs(value: unknown): { ms: number } | { problem: string } {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) return { problem: `must be a duration like "500ms" or an integer number of milliseconds, got ${value}` };
+    return { ms: value };
+  }
+  if (typeof value !== 'string') return { problem: `must be a duration like "500ms", got a ${Array.isArray(value) ? 'list' : typeof value}` };
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return { ms: Number(text) };
+  let total = 0;
+  let pos = 0;
+  PART.lastIndex = 0;
+  while (pos < text.length) {
+    PART.lastIndex = pos;
+    const m = PART.exec(text);
+    if (!m || m[1] === undefined || m[2] === undefined) return { problem: `must be a duration like "1s" or "500ms", got "${value}"` };
+    total += Number(m[1]) * (UNIT_MS[m[2]] ?? 0);
+    pos = PART.lastIndex;
+  }
+  if (text.length === 0) return { problem: 'must be a duration like "1s", got an empty string' };
+  return { ms: Math.round(total) };
 }
