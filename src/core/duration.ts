@@ -24,3 +24,9 @@ export function parseDurationMs(value: unknown): { ms: number } | { problem: str
   if (text.length === 0) return { problem: 'must be a duration like "1s", got an empty string' };
   return { ms: Math.round(total) };
 }
+
+/** Daemon config form: milliseconds, or undefined when not a non-negative duration. */
+export function parseDuration(v: unknown): number | undefined {
+  const r = parseDurationMs(v);
+  return 'ms' in r && r.ms >= 0 && Number.isSafeInteger(r.ms) ? r.ms : undefined;
+}

@@ -17,7 +17,7 @@ import { parseHcl, ParseError } from '../core/hcl.js';
 import { SELECTOR_KINDS, type SelectorKind } from '../core/selectors.js';
 import { LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
 import { serviceDefinition, type ServiceRegistration } from '../goplugin/internal-services.js';
-import { parseDurationMs } from './duration.js';
+import { parseDurationMs } from '../core/duration.js';
 import { PluginError } from './errors.js';
 import { toGrpcError } from './grpc-status.js';
 

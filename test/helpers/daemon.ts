@@ -50,7 +50,7 @@ function pidMapperClient(socket: string): AttestClient {
     const obj = grpc.loadPackageDefinition(def) as any;
     clientCtor = obj.hexr.pidmapper.v1.PidMapper as grpc.ServiceClientConstructor;
   }
-  return new clientCtor(`unix:${socket}`, grpc.credentials.createInsecure()) as AttestClient;
+  return new clientCtor(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as AttestClient;
 }
 
 export interface DaemonOptions {

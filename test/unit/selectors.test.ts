@@ -82,11 +82,14 @@ describe('parseDuration', () => {
     [1500, 1500],
     [0, 0],
     ['999999999h', 999_999_999 * 3_600_000],
+    ['1.5s', 1500],
+    ['1m30s', 90_000],
+    ['1000000000', 1_000_000_000],
   ])('parses %j as %d ms', (input, ms) => {
     expect(parseDuration(input)).toBe(ms);
   });
 
-  it.each<unknown>(['', '1.5s', '-1s', '1d', '1 s', '1S', 's', '1ms2', '1e3', '0x10', '1000000000', -1, 1.5, Number.NaN, Infinity, null, undefined, true, {}, ['1s']])(
+  it.each<unknown>(['', '-1s', '1d', '1 s', '1S', 's', '1ms2', '1e3', '0x10', -1, 1.5, Number.NaN, Infinity, null, undefined, true, {}, ['1s']])(
     'rejects %j',
     input => {
       expect(parseDuration(input)).toBeUndefined();
