@@ -11,7 +11,7 @@ export async function getJson<T>(addr: string, pathAndQuery: string): Promise<T>
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
-    throw new Error(`cannot read ${url}: ${(err as Error).message} (is the daemon running, and is --addr / HEXR_DEBUG_ADDR its debug_addr?)`);
+    throw new Error(`cannot read ${url}: ${(err as Error).message} (is the daemon running, and is --addr / HEXR_DEBUG_ADDR its debug_addr?)`, { cause: err });
   }
   if (!res.ok) throw new Error(`cannot read ${url}: HTTP ${res.status}`);
   return (await res.json()) as T;

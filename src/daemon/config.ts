@@ -91,7 +91,7 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
   const problems: string[] = [];
   let flags: Record<string, string | undefined> = {};
   try {
-    flags = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    flags = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     throw new ConfigError([(err as Error).message]);
   }

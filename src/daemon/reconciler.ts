@@ -225,7 +225,7 @@ export class Reconciler {
       if (cpid === undefined) {
         const ns = this.o.procfs.readNSpid(pid);
         if (ns === undefined) return false;
-        cpid = ns[ns.length - 1] as number;
+        cpid = ns[ns.length - 1];
       }
       if (rec.marker.container_pid === cpid) {
         this.dirty.add(rec.path);

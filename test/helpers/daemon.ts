@@ -105,7 +105,7 @@ export class DaemonProcess {
     const child = spawn(process.execPath, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let buf = '';
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       buf += d.toString();
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
@@ -113,7 +113,7 @@ export class DaemonProcess {
         buf = buf.slice(i + 1);
       }
     });
-    child.stdout!.resume();
+    child.stdout.resume();
     const line = await eventually(
       () => {
         if (child.exitCode !== null) throw new Error(`daemon exited ${child.exitCode}: ${this.stderrLines.join('\n')}`);
