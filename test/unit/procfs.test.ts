@@ -97,7 +97,7 @@ describe('createProcfs over a fixture tree', () => {
     }
   });
 
-  it('reads a file larger than a single read call', () => {
+  it('finds NSpid after 20 KB of status text', () => {
     const big = `${'x'.repeat(20_000)}\nNSpid:\t9\t3\n`;
     tree.add({ pid: 9, status: big });
     expect(createProcfs({ root: tree.root }).readNSpid(9)).toEqual([9, 3]);

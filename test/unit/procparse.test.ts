@@ -269,6 +269,12 @@ describe('parseCgroup', () => {
     expect(parseCgroup(`0::/kubepods/besteffort/pod${STATIC_UID}/${CID}\n`)).toEqual({ podUid: STATIC_UID, containerId: CID });
   });
 
+  it('reads a path relative to the reader\'s own cgroup namespace ("/../..")', () => {
+    // A daemon in a private cgroup namespace sees other pods' cgroups relative to its own.
+    const text = `0::/../../kubepods-besteffort-pod${UUID_US}.slice/cri-containerd-${CID}.scope\n`;
+    expect(parseCgroup(text)).toEqual({ podUid: UUID, containerId: CID });
+  });
+
   it('reads a container below a nested cgroup inside it (v2 delegation)', () => {
     expect(parseCgroup(`0::/kubepods/pod${UUID}/cri-containerd-${CID}.scope/init.scope\n`)).toEqual({ podUid: UUID, containerId: CID });
   });
