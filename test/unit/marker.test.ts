@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
 import {
   MARKER_MAX_BYTES,
   NAME_RE,
@@ -253,6 +254,33 @@ describe('parseMarker: prototype pollution (hostile keys)', () => {
       delete proto['agent_name'];
       delete proto['framework'];
     }
+  });
+});
+
+describe('parseMarkerBytes: regression fixtures (test/fixtures/markers)', () => {
+  const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/markers/${name}`, import.meta.url));
+
+  it('reads the SDK-shaped full marker, dropping the fields it does not know', () => {
+    expect(accepted(parseMarkerBytes(fixture('full.json')))).toEqual({
+      agent_name: 'research-crew',
+      tenant: 'acme',
+      process_role: 'researcher',
+      container_pid: 42,
+      framework: 'crewai',
+      resources: ['aws_s3:read', 'db/orders:*'],
+      pid_namespace: 4026532201,
+      process_start_time: 1234567,
+    });
+  });
+
+  it('reads the prototype-pollution fixture without polluting or copying anything', () => {
+    const m = accepted(parseMarkerBytes(fixture('proto-pollution.json')));
+    expect(m).toEqual(MINIMAL);
+    expect(Object.keys(m).sort()).toEqual(Object.keys(MINIMAL).sort());
+    expect(Object.getPrototypeOf(m)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(({} as Record<string, unknown>)['isAdmin']).toBeUndefined();
+    expect(typeof Object.prototype.hasOwnProperty).toBe('function');
   });
 });
 
