@@ -28,6 +28,13 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['../daemon/*'] }] },
   },
   {
+    // Plain-JS entry points shipped next to dist/ (bin/hexr-plugin.mjs, the SPIRE
+    // plugin_cmd launcher): outside the TS project, so no type-aware rules.
+    files: ['bin/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly' } },
+  },
+  {
     files: ['test/**', 'bench/**', '*.config.*'],
     rules: {
       'no-console': 'off',
