@@ -12,6 +12,7 @@ commands:
   explain    explain why a host PID gets the selectors it gets, or none
   doctor     check this node's prerequisites (PASS / WARN / FAIL lines)
   run-as     start a command and write its marker the way the SDK does
+  registrations  SPIRE entries or ClusterSPIFFEIDs for the roles in hexr build's process contexts
   help       show this text
 `;
 
@@ -30,6 +31,8 @@ async function main(): Promise<number> {
       return (await import('./cli/doctor.js')).doctorCommand(rest, env());
     case 'run-as':
       return (await import('./cli/run-as.js')).runAsCommand(rest, env());
+    case 'registrations':
+      return (await import('./cli/registrations.js')).registrationsCommand(rest, env());
     case undefined:
     case 'help':
     case '--help':
