@@ -259,11 +259,9 @@ describe.skipIf(skip)('benchmarks', () => {
   });
 
   it('4. memory: daemon RSS with 10,000 mapped processes', async () => {
-    let next = ROLES_PER_POD;
     for (const pod of pods) {
-      await pod.exec(populateScript(0, EXTRA_ROLES_PER_POD, next));
+      await pod.exec(populateScript(0, EXTRA_ROLES_PER_POD, ROLES_PER_POD));
     }
-    next += EXTRA_ROLES_PER_POD;
     const want = PODS * (ROLES_PER_POD + EXTRA_ROLES_PER_POD);
     const t = performance.now();
     await eventually(async () => (await daemon.get<{ mapped: number }>('/debug/status')).mapped >= want, 300_000, `${want} mappings`);

@@ -36,10 +36,18 @@ export function parseNSpid(statusText: string): number[] | undefined {
 export function parseStatStartTime(statText: string): number | undefined {
   const close = statText.lastIndexOf(')');
   if (close < 0) return undefined;
-  // After ")" come fields 3.. separated by single spaces; starttime is field 22.
-  const rest = statText.slice(close + 2).split(' ');
-  const v = rest[22 - 3];
-  if (v === undefined || !/^\d{1,20}$/.test(v)) return undefined;
+  // After ") " come fields 3.. separated by single spaces; starttime is field 22:
+  // skip 19 spaces (fields 3..21) without splitting the whole line (hot path).
+  let i = close + 1;
+  for (let field = 2; field < 22; field++) {
+    i = statText.indexOf(' ', i);
+    if (i < 0) return undefined;
+    i++;
+  }
+  let end = statText.indexOf(' ', i);
+  if (end < 0) end = statText.length;
+  const v = statText.slice(i, end).trimEnd();
+  if (!/^\d{1,20}$/.test(v)) return undefined;
   const n = Number(v);
   return Number.isSafeInteger(n) ? n : undefined;
 }

@@ -9,6 +9,7 @@ import { debugRoutes } from './debug-routes.js';
 import { HttpServer } from './http-server.js';
 import { createLayout } from './layout.js';
 import { LocalApiServer } from './local-api.js';
+import { MapFeed } from './map-feed.js';
 import { createMetrics } from './metrics.js';
 import { createProcfs } from './procfs.js';
 import { Reconciler } from './reconciler.js';
@@ -71,7 +72,9 @@ export async function runDaemon(
     },
   });
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
-  const api = new LocalApiServer(config.socketPath, attest, log);
+  const feed = new MapFeed(reconciler.snapshot(), procfs.readPidNs(process.pid));
+  reconciler.onPublish(m => feed.publish(m));
+  const api = new LocalApiServer(config.socketPath, attest, log, feed);
   let debug: HttpServer | undefined;
   let metricsServer: HttpServer | undefined;
 

@@ -8,6 +8,7 @@ import { loadProto, lookup } from '../protos.js';
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
 import type { Attester } from './attest.js';
+import type { MapFeed, MapUpdateMsg } from './map-feed.js';
 
 type ServiceCtor = grpc.ServiceClientConstructor;
 
@@ -29,11 +30,13 @@ function probe(socketPath: string): Promise<boolean> {
 export class LocalApiServer {
   private server: grpc.Server | undefined;
   private readonly log: Logger;
+  private readonly streams = new Set<grpc.ServerWritableStream<unknown, MapUpdateMsg>>();
 
   constructor(
     private readonly socketPath: string,
     private readonly attest: Attester,
     log: Logger,
+    private readonly feed?: MapFeed,
   ) {
     this.log = log.child({ [F.module]: 'local-api' });
   }
@@ -55,6 +58,24 @@ export class LocalApiServer {
           },
         );
       },
+      WatchMap: (call: grpc.ServerWritableStream<unknown, MapUpdateMsg>) => {
+        const feed = this.feed;
+        if (!feed) {
+          call.destroy({ name: 'Error', message: 'map feed disabled', code: grpc.status.UNIMPLEMENTED } as grpc.ServiceError);
+          return;
+        }
+        const unsubscribe = feed.subscribe(u => {
+          call.write(u);
+        });
+        this.streams.add(call);
+        const done = (): void => {
+          unsubscribe();
+          this.streams.delete(call);
+        };
+        call.on('cancelled', done);
+        call.on('close', done);
+        call.on('error', done);
+      },
     });
     // The umask is tightened around bind so the socket never exists with wider permissions.
     const old = process.umask(0o177);
@@ -74,6 +95,8 @@ export class LocalApiServer {
     const s = this.server;
     this.server = undefined;
     if (!s) return;
+    for (const c of this.streams) c.end(); // never-ending streams would hold tryShutdown open
+    this.streams.clear();
     await new Promise<void>(resolve => {
       const t = setTimeout(() => {
         s.forceShutdown();

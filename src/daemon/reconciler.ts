@@ -107,6 +107,7 @@ export class Reconciler {
   private readonly now: () => number;
   private readyFlag = false;
   private resyncing: Promise<void> | undefined;
+  private readonly publishListeners: ((m: PidMap) => void)[] = [];
   lastResyncMs = 0;
   resyncCount = 0;
 
@@ -211,6 +212,11 @@ export class Reconciler {
   }
 
   // ---- outputs ----------------------------------------------------------------
+
+  /** Called with each new snapshot, after it is published. */
+  onPublish(l: (m: PidMap) => void): void {
+    this.publishListeners.push(l);
+  }
 
   snapshot(): PidMap {
     return this.snap;
@@ -731,5 +737,6 @@ export class Reconciler {
     if (!this.changed) return;
     this.changed = false;
     this.snap = new PidMap(this.snap.version + 1, new Map(this.mappings));
+    for (const l of this.publishListeners) l(this.snap);
   }
 }

@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, lookup } from '../protos.js';
 import { PluginError } from './errors.js';
+import { MapCache } from './map-cache.js';
 
 export interface DaemonAttestResponse {
   selector_values: string[];
@@ -20,6 +21,7 @@ type PidMapperClient = grpc.Client & {
     opts: grpc.CallOptions,
     cb: (err: grpc.ServiceError | null, res?: DaemonAttestResponse) => void,
   ): grpc.ClientUnaryCall;
+  WatchMap(req: Record<string, never>): grpc.ClientReadableStream<never>;
 };
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -40,6 +42,7 @@ export interface AttestCall {
 
 interface Entry {
   client: PidMapperClient;
+  cache: MapCache;
   inFlight: number;
   /** No longer wanted: close once the last in-flight call settles. */
   retired: boolean;
@@ -53,6 +56,14 @@ interface Entry {
 export class DaemonClients {
   private readonly entries = new Map<string, Entry>();
   private ctor: grpc.ServiceClientConstructor | undefined;
+
+  /**
+   * Selector values from the local copy of the daemon's map, when it has this
+   * PID and the process's start time still matches; undefined otherwise.
+   */
+  cached(socketPath: string, pid: number): readonly string[] | undefined {
+    return this.entry(socketPath).cache.lookup(pid);
+  }
 
   /** Asks the daemon at `socketPath`; rejects with a PluginError. */
   attest(socketPath: string, call: AttestCall): Promise<DaemonAttestResponse> {
@@ -83,6 +94,7 @@ export class DaemonClients {
     for (const [path, e] of this.entries) {
       if (path !== keep) this.retire(path, e);
     }
+    this.entry(keep); // connect now and start syncing the map copy
   }
 
   /** Retires every channel; in-flight calls still settle first. */
@@ -93,6 +105,7 @@ export class DaemonClients {
   private retire(path: string, e: Entry): void {
     this.entries.delete(path);
     e.retired = true;
+    e.cache.close();
     if (e.inFlight === 0) e.client.close();
   }
 
@@ -101,8 +114,10 @@ export class DaemonClients {
     if (!e) {
       this.ctor ??= lookup<grpc.ServiceClientConstructor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper');
       const client = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
-      e = { client, inFlight: 0, retired: false };
+      const cache = new MapCache(() => client.WatchMap({}));
+      e = { client, cache, inFlight: 0, retired: false };
       this.entries.set(socketPath, e);
+      cache.start();
     }
     return e;
   }

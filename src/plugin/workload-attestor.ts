@@ -58,13 +58,54 @@ export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegi
     return values;
   }
 
+  // Hot-path memo: for one config, the same mapped selector list always
+  // yields the same response object, and that object the same bytes.
+  let memoKinds: ReadonlySet<SelectorKind> | undefined;
+  let memo = new WeakMap<readonly string[], { selector_values: string[] }>();
+  const responseFor = (values: readonly string[], kinds: ReadonlySet<SelectorKind>): { selector_values: string[] } => {
+    if (kinds !== memoKinds) {
+      memoKinds = kinds;
+      memo = new WeakMap();
+    }
+    let r = memo.get(values);
+    if (!r) memo.set(values, (r = { selector_values: filterSelectors(values, kinds) }));
+    return r;
+  };
+  const base = serviceDefinition(
+    'spire/plugin/agent/workloadattestor/v1/workloadattestor.proto',
+    'spire.plugin.agent.workloadattestor.v1.WorkloadAttestor',
+  );
+  const attestDef = base['Attest'];
+  const encoded = new WeakMap<object, Buffer>();
+  const definition: grpc.ServiceDefinition = attestDef
+    ? {
+        ...base,
+        Attest: {
+          ...attestDef,
+          responseSerialize: (value: object): Buffer => {
+            let b = encoded.get(value);
+            if (!b) encoded.set(value, (b = attestDef.responseSerialize(value)));
+            return b;
+          },
+        },
+      }
+    : base;
+
   return {
-    definition: serviceDefinition(
-      'spire/plugin/agent/workloadattestor/v1/workloadattestor.proto',
-      'spire.plugin.agent.workloadattestor.v1.WorkloadAttestor',
-    ),
+    definition,
     implementation: {
       Attest(call: grpc.ServerUnaryCall<AttestRequest, unknown>, cb: grpc.sendUnaryData<unknown>) {
+        // Hot path: a mapped PID whose start time still matches, answered from
+        // the local copy of the daemon's map, synchronously.
+        const cfg = store.current();
+        const pid = call.request.pid;
+        if (cfg && Number.isInteger(pid) && pid > 0) {
+          const local = daemon.cached(cfg.daemonSocket, pid);
+          if (local !== undefined) {
+            cb(null, responseFor(local, cfg.selectorKinds));
+            return;
+          }
+        }
         const abort = new AbortController();
         call.on('cancelled', () => abort.abort());
         attest(call.request.pid, call.getDeadline(), abort.signal).then(

@@ -9,7 +9,8 @@ import { ensureBuilt } from '../helpers/build.js';
 import { DaemonProcess } from '../helpers/daemon.js';
 import { GO_SKIP, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
 import { buildHost, runHost, type BuiltHost } from '../helpers/go-host.js';
-import { TestPod, type PodProcess } from '../helpers/pod.js';
+import { TestPod, spawnWithPid, type PodProcess } from '../helpers/pod.js';
+import type { ChildProcess } from 'node:child_process';
 
 const skip = skipNote('e2e (Go host + real daemon + namespaces)', GO_SKIP ?? ROOT_SKIP);
 
@@ -96,5 +97,41 @@ describe.skipIf(skip)('SPIRE-style host → plugin → real daemon', () => {
     const e = down.events('attest')[0]!;
     expect(e['error']).toMatchObject({ code: 'Unavailable' });
     expect(e['ms']).toBeLessThan(1000);
+  });
+});
+
+describe.skipIf(skip)('plugin answering from its copy of the map', () => {
+  it('never answers for a process that reused a mapped host PID, even before the daemon notices', async () => {
+    const kubelet = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-kubelet-'));
+    fs.mkdirSync(path.join(kubelet, 'pods'));
+    // No liveness sweep, no resync: only the start-time checks stand between the reused PID and the role.
+    const daemon = new DaemonProcess({ layout: 'kubelet', root: kubelet, extraArgs: ['--liveness-interval', '10m', '--resync-interval', '10m'] });
+    const host = await buildHost();
+    await daemon.start();
+    const pod = await TestPod.create(kubelet, 'v1-cgroupfs');
+    let intruder: ChildProcess | undefined;
+    try {
+      const p = await pod.startRole('researcher');
+      await eventually(async () => (await daemon.attest(p.hostPid)).found, 10_000, 'mapped');
+      const config = `daemon_socket = "${daemon.socket}"`;
+      const before = await runHost(host, { config, pids: [p.hostPid], repeat: 200 });
+      expect(before.code, before.stderr).toBe(0);
+      expect(before.events('attest').every(e => (e['selector_values'] as string[]).includes('process-role:researcher'))).toBe(true);
+      await pod.kill(p);
+      intruder = await spawnWithPid(p.hostPid);
+      const after = await runHost(host, { config, pids: [p.hostPid], repeat: 200 });
+      expect(after.code, after.stderr).toBe(0);
+      expect(after.events('attest')).toHaveLength(200);
+      for (const e of after.events('attest')) {
+        expect(e['error']).toBeUndefined();
+        expect(e['selector_values'] ?? []).toEqual([]);
+      }
+    } finally {
+      intruder?.kill('SIGKILL');
+      await daemon.cleanup();
+      await pod.destroy();
+      host.cleanup();
+      fs.rmSync(kubelet, { recursive: true, force: true });
+    }
   });
 });

@@ -200,3 +200,16 @@ export class TestPod {
 export function setNextPid(pid: number, nsLastPidFile = '/proc/sys/kernel/ns_last_pid'): void {
   fs.writeFileSync(nsLastPidFile, String(pid - 1));
 }
+
+/** Forks `sleep` on the host until it gets host PID `pid` (other processes may race us for it). */
+export async function spawnWithPid(pid: number): Promise<ChildProcess> {
+  for (let i = 0; i < 200; i++) {
+    setNextPid(pid);
+    const c = spawn('sleep', ['100000'], { stdio: 'ignore' });
+    if (c.pid === pid) return c;
+    c.kill('SIGKILL');
+    await new Promise(r => c.once('exit', r));
+  }
+  throw new Error(`could not get PID ${pid}`);
+}
+

@@ -1,27 +1,15 @@
 // PID reuse (host and container level), restart, and a missed event healed by
 // the resync, on the real kernel.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonProcess } from '../helpers/daemon.js';
 import { ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
-import { TestPod, alive, setNextPid } from '../helpers/pod.js';
+import { TestPod, alive, spawnWithPid } from '../helpers/pod.js';
 
 const skip = skipNote('integration (PID reuse, restart)', ROOT_SKIP);
-
-/** Forks `sleep` on the host until it gets host PID `pid` (other processes may race us for it). */
-async function spawnWithPid(pid: number): Promise<ChildProcess> {
-  for (let i = 0; i < 200; i++) {
-    setNextPid(pid);
-    const c = spawn('sleep', ['100000'], { stdio: 'ignore' });
-    if (c.pid === pid) return c;
-    c.kill('SIGKILL');
-    await new Promise(r => c.once('exit', r));
-  }
-  throw new Error(`could not get PID ${pid}`);
-}
 
 describe.skipIf(skip)('PID reuse and restart', () => {
   let kubelet: string;

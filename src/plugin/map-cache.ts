@@ -1,0 +1,148 @@
+// A local copy of the daemon's PID map, fed by its WatchMap stream, so that a
+// mapped PID is answered without a second gRPC hop (the daemon hop costs more
+// than the SPIRE hop itself). Safety rests on the same check the daemon
+// makes: the PID's start time, read here from /proc/PID/stat, must equal the
+// mapping's; anything else (unknown PID, different start time, stream not
+// synced, daemon in another PID namespace) goes to the daemon's Attest.
+// When the stream breaks the copy is dropped at once: a daemon that is down
+// answers UNAVAILABLE through Attest, never stale data from here.
+import * as fs from 'node:fs';
+import type * as grpc from '@grpc/grpc-js';
+import { parseNsLink, parseStatStartTime } from '../core/procparse.js';
+
+interface Entry {
+  startTime: string;
+  selectors: readonly string[];
+}
+
+interface MapUpdate {
+  map_version: string;
+  full: boolean;
+  upserts: { host_pid: number; start_time: string; selector_values: string[] }[];
+  removed: number[];
+  pid_namespace: string;
+}
+
+export type WatchFn = () => grpc.ClientReadableStream<MapUpdate>;
+
+const RETRY_MS = 250;
+
+function ownPidNs(): string | undefined {
+  try {
+    return String(parseNsLink(fs.readlinkSync('/proc/self/ns/pid')) ?? '');
+  } catch {
+    return undefined;
+  }
+}
+
+const BUF = Buffer.allocUnsafe(4096);
+
+/** Field 22 of /proc/PID/stat as a decimal string, or undefined (one open/read/close, no allocation of a file-sized buffer). */
+export function readStartTime(pid: number, procDir = '/proc'): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${procDir}/${pid}/stat`, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const n = fs.readSync(fd, BUF, 0, BUF.length, null);
+    const v = parseStatStartTime(BUF.toString('latin1', 0, n));
+    return v === undefined ? undefined : String(v);
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export class MapCache {
+  private entries = new Map<number, Entry>();
+  private synced = false;
+  private disabled = false;
+  private closed = false;
+  private call: grpc.ClientReadableStream<MapUpdate> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  version = '0';
+
+  constructor(
+    private readonly watch: WatchFn,
+    private readonly procDir = '/proc',
+  ) {}
+
+  start(): void {
+    if (this.closed || this.disabled || this.call) return;
+    let call: grpc.ClientReadableStream<MapUpdate>;
+    try {
+      call = this.watch();
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    this.call = call;
+    call.on('data', (u: MapUpdate) => this.apply(u));
+    const lost = (): void => {
+      if (this.call !== call) return;
+      this.call = undefined;
+      this.drop();
+      this.scheduleRetry();
+    };
+    call.on('error', lost);
+    call.on('end', lost);
+    call.on('close', lost);
+  }
+
+  /** Selector values for `pid` if the copy has it and the process is still the mapped one. */
+  lookup(pid: number): readonly string[] | undefined {
+    if (!this.synced) return undefined;
+    const e = this.entries.get(pid);
+    if (!e) return undefined;
+    return readStartTime(pid, this.procDir) === e.startTime ? e.selectors : undefined;
+  }
+
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    const c = this.call;
+    this.call = undefined;
+    this.drop();
+    c?.cancel();
+  }
+
+  private apply(u: MapUpdate): void {
+    if (u.full) {
+      const own = ownPidNs();
+      if (own === undefined || u.pid_namespace !== own) {
+        // PIDs in the copy would name other processes here: never use it.
+        this.disabled = true;
+        this.close();
+        return;
+      }
+      this.entries = new Map();
+      this.synced = true;
+    } else if (!this.synced) {
+      return;
+    }
+    for (const id of u.removed) this.entries.delete(id);
+    for (const e of u.upserts) this.entries.set(e.host_pid, { startTime: e.start_time, selectors: Object.freeze([...e.selector_values]) });
+    this.version = u.map_version;
+  }
+
+  private drop(): void {
+    this.synced = false;
+    this.entries = new Map();
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.disabled || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.start();
+    }, RETRY_MS);
+    this.retry.unref();
+  }
+}

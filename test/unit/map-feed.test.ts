@@ -1,0 +1,139 @@
+// The PID map feed (daemon) and the plugin's local copy of it.
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PidMap, type Mapping } from '../../src/core/pid-map.js';
+import { MapFeed, type MapUpdateMsg } from '../../src/daemon/map-feed.js';
+import { MapCache } from '../../src/plugin/map-cache.js';
+
+function mapping(hostPid: number, startTime: number, role: string): Mapping {
+  return Object.freeze({
+    hostPid,
+    startTime,
+    pidNs: 1,
+    containerPid: 7,
+    podUid: undefined,
+    containerId: undefined,
+    marker: { agent_name: 'a', tenant: 't', process_role: role, container_pid: 7 },
+    markerPath: `/ctx/${role}.json`,
+    scope: 'flat:/ctx',
+    mappedAt: 0,
+    selectors: Object.freeze([`process-role:${role}`]),
+  });
+}
+
+describe('MapFeed', () => {
+  it('sends the whole map first, then only what changed in each version', () => {
+    const a = mapping(10, 100, 'a');
+    const b = mapping(11, 110, 'b');
+    const feed = new MapFeed(new PidMap(1, new Map([[10, a]])), 4026531836);
+    const got: MapUpdateMsg[] = [];
+    const unsubscribe = feed.subscribe(u => got.push(u));
+    expect(got[0]).toMatchObject({ full: true, map_version: '1', pid_namespace: '4026531836', removed: [] });
+    expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'] }]);
+
+    feed.publish(new PidMap(2, new Map([[10, a], [11, b]])));
+    expect(got[1]).toMatchObject({ full: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [] });
+
+    const a2 = mapping(10, 105, 'a2'); // same PID, another mapping object
+    feed.publish(new PidMap(3, new Map([[10, a2]])));
+    expect(got[2]).toMatchObject({ full: false, upserts: [{ host_pid: 10, start_time: '105' }], removed: [11] });
+
+    unsubscribe();
+    feed.publish(new PidMap(4, new Map()));
+    expect(got).toHaveLength(3);
+    expect(feed.size).toBe(0);
+  });
+});
+
+class FakeStream extends EventEmitter {
+  cancelled = false;
+  cancel(): void {
+    this.cancelled = true;
+    this.emit('error', Object.assign(new Error('cancelled'), { code: 1 }));
+  }
+}
+
+describe('MapCache (plugin)', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  function procDir(starts: Record<number, number>): string {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-mc-'));
+    dirs.push(d);
+    for (const [pid, st] of Object.entries(starts)) {
+      fs.mkdirSync(path.join(d, pid));
+      const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+      fields[22 - 3] = String(st);
+      fs.writeFileSync(path.join(d, pid, 'stat'), `${pid} (sleep) ${fields.join(' ')}\n`);
+    }
+    return d;
+  }
+  const ownNs = String(fs.readlinkSync('/proc/self/ns/pid').match(/\d+/)![0]);
+  const full = (entries: [number, number, string][], ns = ownNs): MapUpdateMsg => ({
+    map_version: '1',
+    full: true,
+    upserts: entries.map(([host_pid, st, role]) => ({ host_pid, start_time: String(st), selector_values: [`process-role:${role}`] })),
+    removed: [],
+    pid_namespace: ns,
+  });
+
+  it('answers a mapped PID only while its start time matches the mapping', () => {
+    const streams: FakeStream[] = [];
+    const dir = procDir({ 42: 500, 43: 600 });
+    const cache = new MapCache(() => {
+      const s = new FakeStream();
+      streams.push(s);
+      return s as never;
+    }, dir);
+    cache.start();
+    expect(cache.lookup(42)).toBeUndefined(); // not synced yet
+    streams[0]!.emit('data', full([[42, 500, 'a'], [43, 599, 'b']]));
+    expect(cache.lookup(42)).toEqual(['process-role:a']);
+    expect(cache.lookup(43)).toBeUndefined(); // PID 43 is another process now
+    expect(cache.lookup(44)).toBeUndefined(); // unknown
+    streams[0]!.emit('data', { map_version: '2', full: false, upserts: [], removed: [42], pid_namespace: ownNs });
+    expect(cache.lookup(42)).toBeUndefined();
+    cache.close();
+    expect(streams[0]!.cancelled).toBe(true);
+  });
+
+  it('drops the whole copy when the stream breaks, and resyncs on reconnect', async () => {
+    const streams: FakeStream[] = [];
+    const dir = procDir({ 42: 500 });
+    const cache = new MapCache(() => {
+      const s = new FakeStream();
+      streams.push(s);
+      return s as never;
+    }, dir);
+    cache.start();
+    streams[0]!.emit('data', full([[42, 500, 'a']]));
+    expect(cache.lookup(42)).toEqual(['process-role:a']);
+    streams[0]!.emit('error', new Error('daemon went away'));
+    expect(cache.ready).toBe(false);
+    expect(cache.lookup(42)).toBeUndefined();
+    await new Promise(r => setTimeout(r, 400));
+    expect(streams).toHaveLength(2); // reconnected by itself
+    streams[1]!.emit('data', full([[42, 500, 'a']]));
+    expect(cache.lookup(42)).toEqual(['process-role:a']);
+    cache.close();
+  });
+
+  it('never uses a copy from a daemon in another PID namespace', () => {
+    const streams: FakeStream[] = [];
+    const cache = new MapCache(() => {
+      const s = new FakeStream();
+      streams.push(s);
+      return s as never;
+    }, procDir({ 42: 500 }));
+    cache.start();
+    streams[0]!.emit('data', full([[42, 500, 'a']], '1234'));
+    expect(cache.lookup(42)).toBeUndefined();
+    expect(cache.ready).toBe(false);
+    cache.close();
+  });
+});
