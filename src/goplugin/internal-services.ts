@@ -70,13 +70,16 @@ export function healthService(streams: OpenStreams): ServiceRegistration {
  * plugin.GRPCBroker/StartStream: the host sends ConnInfo for the servers it
  * brokers (SPIRE: service 1 = host services). We keep the latest per id and
  * never end the stream ourselves: the host's Accept() fails on a dead stream.
+ * `onStream` runs when a stream opens: the host is connected (go-plugin hosts
+ * open it right after dialing).
  */
-export function brokerService(log: Logger, connInfo: Map<number, ConnInfo>, streams: OpenStreams): ServiceRegistration {
+export function brokerService(log: Logger, connInfo: Map<number, ConnInfo>, streams: OpenStreams, onStream?: () => void): ServiceRegistration {
   return {
     definition: serviceDefinition('plugin/grpc_broker.proto', 'plugin.GRPCBroker'),
     implementation: {
       StartStream(call: grpc.ServerDuplexStream<ConnInfo, ConnInfo>) {
         streams.add(call);
+        onStream?.();
         call.on('data', (info: ConnInfo) => {
           connInfo.set(info.service_id, { service_id: info.service_id, network: info.network, address: info.address });
           log.debug({ service_id: info.service_id, network: info.network, address: info.address }, 'broker: host offered a service connection');

@@ -50,6 +50,8 @@ export class GoPluginError extends Error {
 
 /** How long a graceful stop may take before open calls are cut. */
 const GRACEFUL_STOP_MS = 300;
+/** How often we look whether the host (our parent) is still there. */
+const PARENT_POLL_MS = 500;
 
 export class GoPluginServer {
   private readonly log: Logger;
@@ -58,6 +60,7 @@ export class GoPluginServer {
   private server: grpc.Server | undefined;
   private socket: string | undefined;
   private closing: Promise<void> | undefined;
+  private parentWatch: NodeJS.Timeout | undefined;
   private resolveDone!: () => void;
   /** Resolves once the host sent Shutdown or close() finished. */
   readonly done: Promise<void>;
@@ -104,7 +107,7 @@ export class GoPluginServer {
     });
     const builtin = [
       healthService(this.streams),
-      brokerService(this.log, this.connInfo, this.streams),
+      brokerService(this.log, this.connInfo, this.streams, () => this.hostConnected()),
       stdioService(this.streams),
       controllerService(() => {
         this.log.debug('host requested shutdown');
@@ -134,6 +137,35 @@ export class GoPluginServer {
     }
     writeSync(this.opts.stdoutFd ?? 1, handshakeLine(socket));
     this.log.debug({ socket }, 'plugin serving');
+    this.watchParent();
+  }
+
+  /**
+   * The host dialed us and opened its broker stream: nobody needs the socket
+   * path any more (a go-plugin host dials once; the open connection does not
+   * depend on the file). Removing it now is what keeps a plugin that the
+   * kernel kills together with its host (SPIRE sets Pdeathsig=SIGKILL, which
+   * cannot be caught) from leaving its socket file behind.
+   */
+  private hostConnected(): void {
+    const socket = this.socket;
+    if (socket === undefined || this.closing) return;
+    unlinkQuietly(socket);
+  }
+
+  /**
+   * A host that dies without taking us along (no Pdeathsig: other hosts,
+   * other systems) leaves us re-parented: stop then, instead of serving
+   * nobody forever.
+   */
+  private watchParent(): void {
+    const parent = process.ppid;
+    this.parentWatch = setInterval(() => {
+      if (process.ppid === parent) return;
+      this.log.warn({ parent_pid: parent, now: process.ppid }, 'host process is gone (parent changed); stopping');
+      void this.close();
+    }, PARENT_POLL_MS);
+    this.parentWatch.unref();
   }
 
   /** Stops serving (graceful for a moment, then forced), removes the socket. Idempotent. */
@@ -144,6 +176,7 @@ export class GoPluginServer {
 
   private async doClose(): Promise<void> {
     process.off('SIGINT', this.ignoreSigint);
+    if (this.parentWatch) clearInterval(this.parentWatch);
     const server = this.server;
     if (server) {
       this.streams.endAll();
