@@ -190,7 +190,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
         podDue += POD_RATE * dt;
         for (; roleDue >= 1; roleDue--) startRole(pods[seq % pods.length]!);
         for (; hostDue >= 1; hostDue--) startOther(undefined);
-        for (; podDue >= 1; podDue--) startOther(pods[seq % pods.length]!);
+        for (; podDue >= 1; podDue--) startOther(pods[seq % pods.length]);
         // Forget finished handles so the array stays small.
         if (spawned.length > 4000) {
           const keep = spawned.filter(c => c.exitCode === null && c.signalCode === null);
