@@ -15,7 +15,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonProcess } from '../helpers/daemon.js';
-import { ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { GO_SKIP, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
+import { buildHost, runHost, type BuiltHost, type HostRun } from '../helpers/go-host.js';
 import { TestPod, alive, shq } from '../helpers/pod.js';
 import { makeKubeletRoot, roleOf, rssMiB, sleep } from './lib.js';
 
@@ -70,10 +72,15 @@ function slope(points: [number, number][]): number {
 describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~${ROLE_RATE + HOST_RATE + POD_RATE} process starts/s`, () => {
   let kubelet: string;
   let daemon: DaemonProcess;
+  let host: BuiltHost | undefined;
   const pods: TestPod[] = [];
   const spawned: ChildProcess[] = [];
 
   beforeAll(async () => {
+    if (GO_SKIP === undefined) {
+      await ensureBuilt();
+      host = await buildHost();
+    }
     kubelet = makeKubeletRoot();
     daemon = new DaemonProcess({ layout: 'kubelet', root: kubelet, extraArgs: ['--resync-interval', '5s', '--log-level', 'info'] });
     await daemon.start();
@@ -81,6 +88,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
   });
 
   afterAll(async () => {
+    host?.cleanup();
     for (const c of spawned) {
       if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
         try {
@@ -90,8 +98,16 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
         }
       }
     }
-    await daemon?.cleanup();
+    // Bounded: a daemon that does not exit on SIGTERM is a finding, not a hung suite.
+    const t = Date.now();
+    let stopped = true;
+    if (daemon) {
+      stopped = await Promise.race([daemon.stop().then(() => true), sleep(15_000).then(() => false)]);
+      if (!stopped) await daemon.kill9();
+      await daemon.cleanup();
+    }
     for (const p of pods) await p.destroy();
+    if (!stopped) throw new Error(`the daemon did not exit within 15 s of SIGTERM (${Date.now() - t} ms)`);
     if (kubelet) fs.rmSync(kubelet, { recursive: true, force: true });
   });
 
@@ -232,6 +248,8 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       if (rp.hostPid !== pid) wrong.push(`host PID ${pid} got role ${role}, written by host PID ${rp.hostPid}`);
       if (podUid !== rp.pod.uid) wrong.push(`host PID ${pid} got pod ${podUid ?? 'none'} for role ${role} of pod ${rp.pod.uid}`);
     };
+    const mappedOnce = new Set<number>();
+    const lost: string[] = [];
     const caller = async (): Promise<void> => {
       while (Date.now() < endAt) {
         const pid = pick();
@@ -240,6 +258,12 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
           const r = await daemon.attest(pid);
           latencies.push(performance.now() - t);
           const role = roleOf(r.selector_values);
+          const rp = byHostPid.get(pid);
+          if (rp?.longLived && rp.hostPid === pid) {
+            // A long-lived process keeps its marker: once mapped, it must stay mapped.
+            if (role !== undefined) mappedOnce.add(pid);
+            else if (mappedOnce.has(pid)) lost.push(`${rp.role} (host PID ${pid}) lost its mapping`);
+          }
           if (role !== undefined) {
             found++;
             check(pid, role, r.selector_values.find(v => v.startsWith('pod-uid:'))?.slice(8));
@@ -252,7 +276,28 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
         }
       }
     };
+    // A share of the load goes the production way: Go go-plugin host → plugin → daemon, 4 more
+    // callers on long-lived role processes, every answer checked.
+    const viaGo = (async (): Promise<{ run: HostRun; pids: Map<number, string> } | undefined> => {
+      if (!host) return undefined;
+      await eventually(() => [...roles.values()].filter(r => r.longLived && r.hostPid !== undefined).length >= 6, 20_000, 'long-lived role processes');
+      const pids = new Map([...roles.values()].filter(r => r.longLived && r.hostPid !== undefined).slice(0, 6).map(r => [r.hostPid!, r.role]));
+      await eventually(async () => {
+        for (const pid of pids.keys()) if (!(await daemon.attest(pid)).found) return false;
+        return true;
+      }, 20_000, 'long-lived role processes mapped');
+      const run = await runHost(host, {
+        config: `daemon_socket = "${daemon.socket}"\nattest_timeout = "5s"`,
+        pids: [...pids.keys()],
+        concurrency: 4,
+        repeat: Math.max(50, Math.floor(SECONDS * 40)),
+        logLevel: 'error',
+        timeoutMs: (SECONDS + 60) * 1000,
+      });
+      return { run, pids };
+    })();
     await Promise.all(Array.from({ length: CALLERS }, () => caller()));
+    const go = await viaGo;
     running = false;
     await churn;
     clearInterval(sampler);
@@ -276,6 +321,15 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       throw new Error(`${String(err)}\n${why.slice(0, 10).join('\n')}`);
     });
 
+    let goCalls = 0;
+    if (go) {
+      expect(go.run.code, go.run.stderr.slice(-2000)).toBe(0);
+      for (const e of go.run.events('attest')) {
+        goCalls++;
+        if (e['error']) errors.push(`via Go host: ${JSON.stringify(e['error'])}`);
+        else if (roleOf(e['selector_values'] ?? []) !== go.pids.get(e['pid'])) wrong.push(`via Go host: host PID ${e['pid']} got ${JSON.stringify(e['selector_values'])}`);
+      }
+    }
     const sorted = [...latencies].sort((a, b) => a - b);
     const rssValues = rss.map(([, v]) => v);
     const lastThird = rss.filter(([t]) => t >= (2 * SECONDS) / 3);
@@ -288,6 +342,8 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       found,
       errors: errors.length,
       wrong: wrong.length,
+      lost: lost.length,
+      via_go_host: goCalls,
       p50_ms: +percentile(sorted, 0.5).toFixed(2),
       p99_ms: +percentile(sorted, 0.99).toFixed(2),
       max_ms: +percentile(sorted, 1).toFixed(2),
@@ -305,6 +361,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
 
     expect(errors.slice(0, 5), `${errors.length} calls failed`).toEqual([]);
     expect(wrong.slice(0, 10), `${wrong.length} wrong answers`).toEqual([]);
+    expect(lost.slice(0, 10), `${lost.length} answers lost a live mapping`).toEqual([]);
     expect(unmapped).toEqual([]);
     expect(survivors.length).toBeGreaterThan(0);
     expect(figures.starts_per_s).toBeGreaterThan(100);
