@@ -62,11 +62,13 @@ export function createLayout(cfg: LayoutConfig): Layout {
         if (path.dirname(abs) === root) return { dir, name: path.basename(abs) };
         return undefined;
       },
-      ignore(p, isFile) {
+      ignore(p, _isFile) {
         const abs = path.resolve(p);
         if (abs === root) return false;
         if (path.dirname(abs) !== root) return true;
-        return isFile === false || !isMarkerName(path.basename(abs));
+        // Not pruned by type: a symlink, FIFO or directory named like a marker
+        // must raise an event, so that it is rejected (and shown) at once.
+        return !isMarkerName(path.basename(abs));
       },
     };
   }
@@ -112,7 +114,7 @@ export function createLayout(cfg: LayoutConfig): Layout {
       if (s.length > 5) return true;
       if (normalizePodUid(s[0] as string) === undefined) return true;
       for (let i = 1; i < Math.min(s.length, 4); i++) if (s[i] !== want[i]) return true;
-      if (s.length === 5) return isFile === false || !isMarkerName(s[4] as string);
+      if (s.length === 5) return !isMarkerName(s[4] as string); // any type: see the flat layout
       return isFile === true;
     },
   };

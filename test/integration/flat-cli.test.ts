@@ -145,3 +145,38 @@ describe('doctor', () => {
     }
   });
 });
+
+describe.skipIf(skip)('metrics listener', () => {
+  it('serves Prometheus metrics on its own port: map size, markers by state, rejections by reason, attest calls', async () => {
+    const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-metrics-'));
+    const daemon = new DaemonProcess({ layout: 'flat', root: ctx, extraArgs: ['--container-context-dir', ctx, '--metrics-addr', '127.0.0.1:0'] });
+    const sleeper = spawn('sleep', ['100000'], { stdio: 'ignore' });
+    try {
+      await daemon.start();
+      const started = JSON.parse(daemon.stderrLines.find(l => l.includes('"daemon started"'))!) as { metrics_addr: string };
+      expect(started.metrics_addr).toMatch(/^127\.0\.0\.1:\d+$/);
+      fs.writeFileSync(path.join(ctx, 'a-r.json'), JSON.stringify({ agent_name: 'a', tenant: 't', process_role: 'r', container_pid: sleeper.pid }));
+      fs.symlinkSync('/etc/hostname', path.join(ctx, 'evil.json'));
+      await eventually(async () => (await daemon.attest(sleeper.pid!)).found, 10_000, 'mapped');
+      await daemon.attest(process.pid); // not_found
+      const text = await eventually(async () => {
+        const res = await fetch(`http://${started.metrics_addr}/metrics`);
+        expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+        const t = await res.text();
+        return t.includes('hexr_marker_rejections_total{reason="symlink"} 1') ? t : undefined;
+      }, 10_000, 'metrics');
+      expect(text).toMatch(/^hexr_pidmap_size 1$/m);
+      expect(text).toMatch(/^hexr_markers\{state="mapped"\} 1$/m);
+      expect(text).toMatch(/^hexr_markers\{state="rejected"\} 1$/m);
+      expect(text).toMatch(/^hexr_attest_calls_total\{result="found"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^hexr_attest_calls_total\{result="not_found"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^hexr_resync_duration_seconds_count [1-9]\d*$/m);
+      expect(text).toContain('# TYPE hexr_attest_duration_seconds histogram');
+      expect((await fetch(`http://${started.metrics_addr}/debug/pidmap`)).status).toBe(404); // debug data stays off this port
+    } finally {
+      sleeper.kill('SIGKILL');
+      await daemon.cleanup();
+      fs.rmSync(ctx, { recursive: true, force: true });
+    }
+  });
+});

@@ -52,12 +52,13 @@ describe('createLayout: flat', () => {
     expect(layout.ignore('/tmp/hexr-context', undefined)).toBe(false);
     expect(layout.ignore('/tmp/hexr-context/a-r.json', true)).toBe(false);
     expect(layout.ignore('/tmp/hexr-context/a-r.json', undefined)).toBe(false);
+    // Hostile shapes named like markers are not pruned: they must be seen to be rejected.
+    expect(layout.ignore('/tmp/hexr-context/a-r.json', false)).toBe(false);
   });
 
   it.each<[string, boolean | undefined]>([
     ['/tmp/hexr-context/sub', false],
     ['/tmp/hexr-context/sub/a.json', true],
-    ['/tmp/hexr-context/a.json', false], // a directory named like a marker
     ['/tmp/hexr-context/.a.json', true],
     ['/tmp/hexr-context/a.json.tmp', true],
     ['/tmp/hexr-context/notes.txt', true],
@@ -149,7 +150,6 @@ describe('createLayout: kubelet', () => {
     ['a file in a subdirectory', `${ctx(UID)}/sub/a.json`, true],
     ['a hidden temp file', `${ctx(UID)}/.crew-main.json.tmp`, true],
     ['a non-json file', `${ctx(UID)}/notes.txt`, true],
-    ['a directory named like a marker', `${ctx(UID)}/a.json`, false],
     ['a path outside the pods dir', '/var/lib/kubelet/plugins', false],
   ])('prunes %s', (_what, p, isFile) => {
     expect(layout.ignore(p, isFile)).toBe(true);
