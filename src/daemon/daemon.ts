@@ -73,7 +73,7 @@ export async function runDaemon(
   });
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
   const feed = new MapFeed(reconciler.snapshot(), procfs.readPidNs(process.pid));
-  reconciler.onPublish(m => feed.publish(m));
+  reconciler.onPublish((m, changes) => feed.publish(m, changes.keys()));
   const api = new LocalApiServer(config.socketPath, attest, log, feed);
   let debug: HttpServer | undefined;
   let metricsServer: HttpServer | undefined;
@@ -104,6 +104,7 @@ export async function runDaemon(
             processes: reconciler.processCount,
             last_resync_ms: Math.round(reconciler.lastResyncMs * 100) / 100,
             resync_count: reconciler.resyncCount,
+            memory_mb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round((v / 2 ** 20) * 10) / 10])),
           }),
         }),
       );

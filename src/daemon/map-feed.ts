@@ -42,15 +42,17 @@ export class MapFeed {
     return this.subscribers.size;
   }
 
-  /** Called with every newly published map. */
-  publish(next: PidMap): void {
-    const prev = this.last;
+  /** Called with every newly published map and the host PIDs that changed in it. */
+  publish(next: PidMap, changed: Iterable<number>): void {
     this.last = next;
     if (this.subscribers.size === 0) return;
     const upserts: MapEntryMsg[] = [];
     const removed: number[] = [];
-    for (const m of next.values()) if (prev.get(m.hostPid) !== m) upserts.push(entry(m));
-    for (const m of prev.values()) if (next.get(m.hostPid) === undefined) removed.push(m.hostPid);
+    for (const pid of changed) {
+      const m = next.get(pid);
+      if (m) upserts.push(entry(m));
+      else removed.push(pid);
+    }
     const msg = this.message(next, upserts, removed, false);
     for (const s of this.subscribers) s(msg);
   }

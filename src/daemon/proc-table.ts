@@ -21,6 +21,12 @@ export class ProcTable {
   /** host PID → container PID (last NSpid value); 0 when unreadable. */
   private readonly cpidOf = new Map<number, number>();
   private readonly byCpid = new Map<number, Set<number>>();
+  /**
+   * Pod UID of a PID (null: none), read once, used only to skip candidates
+   * of other pods before the costlier re-validation; rule 2 itself is always
+   * checked on a fresh read. Same staleness as the index (see above).
+   */
+  private readonly podOf = new Map<number, string | null>();
 
   constructor(private readonly procfs: Procfs) {}
 
@@ -43,6 +49,7 @@ export class ProcTable {
     const cpid = this.cpidOf.get(pid);
     if (cpid === undefined) return;
     this.cpidOf.delete(pid);
+    this.podOf.delete(pid);
     const set = this.byCpid.get(cpid);
     if (set) {
       set.delete(pid);
@@ -85,6 +92,7 @@ export class ProcTable {
     const live = this.procfs.listPids();
     this.cpidOf.clear();
     this.byCpid.clear();
+    this.podOf.clear();
     let n = 0;
     for (const pid of live) {
       this.readOne(pid);
@@ -97,11 +105,22 @@ export class ProcTable {
    * Processes whose innermost PID is `cpid`, each re-read now (start time,
    * NSpid, start time again, so a PID reused mid-read is not mistaken).
    */
-  candidates(cpid: number): Candidate[] {
+  candidates(cpid: number, wantPod?: string, skipped?: [pid: number, pod: string | null][]): Candidate[] {
     const set = this.byCpid.get(cpid);
     if (!set) return [];
     const out: Candidate[] = [];
     for (const pid of [...set]) {
+      if (wantPod !== undefined) {
+        let pod = this.podOf.get(pid);
+        if (pod === undefined) {
+          pod = this.procfs.readCgroup(pid)?.podUid ?? null;
+          this.podOf.set(pid, pod);
+        }
+        if (pod !== wantPod) {
+          skipped?.push([pid, pod]);
+          continue;
+        }
+      }
       const c = this.revalidate(pid);
       if (c === undefined) continue;
       if (c.nspid[c.nspid.length - 1] === cpid) out.push(c);
@@ -120,7 +139,7 @@ export class ProcTable {
     }
     const cpid = nspid[nspid.length - 1] ?? 0;
     if (this.cpidOf.get(pid) !== cpid) {
-      this.unindex(pid);
+      this.unindex(pid); // also forgets its pod: it is another process now
       this.index(pid, cpid);
     }
     return { pid, startTime: s1, nspid };

@@ -38,6 +38,10 @@ import * as path from 'node:path';
 
 export type MarkerState = 'mapped' | 'pending' | 'conflict' | 'rejected' | 'stale';
 
+function roleKey(scope: string, m: Marker): string {
+  return `${scope}\u0000${m.tenant}\u0000${m.agent_name}\u0000${m.process_role}`;
+}
+
 export interface MarkerRecord {
   readonly path: string;
   readonly name: string;
@@ -87,6 +91,13 @@ export class Reconciler {
   private readonly records = new Map<string, MarkerRecord>();
   private readonly dirProblems = new Map<string, string>();
   private readonly mappings = new Map<number, Mapping>();
+  /** Mapping changes since the last publish (null = removed). */
+  private changes = new Map<number, Mapping | null>();
+  /** scope|tenant|agent|role → host PIDs mapped with it (for exclusive_roles). */
+  private readonly roleHolders = new Map<string, Set<number>>();
+  private readonly pendingPaths = new Set<string>();
+  private readonly conflictPaths = new Set<string>();
+  private readonly stateCounts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
   private readonly identities = new Map<number, FileIdentity>();
   private readonly table: ProcTable;
   private readonly restored = new Map<string, RestoredBinding>();
@@ -107,7 +118,7 @@ export class Reconciler {
   private readonly now: () => number;
   private readyFlag = false;
   private resyncing: Promise<void> | undefined;
-  private readonly publishListeners: ((m: PidMap) => void)[] = [];
+  private readonly publishListeners: ((m: PidMap, changes: ReadonlyMap<number, Mapping | null>) => void)[] = [];
   lastResyncMs = 0;
   resyncCount = 0;
 
@@ -214,7 +225,7 @@ export class Reconciler {
   // ---- outputs ----------------------------------------------------------------
 
   /** Called with each new snapshot, after it is published. */
-  onPublish(l: (m: PidMap) => void): void {
+  onPublish(l: (m: PidMap, changes: ReadonlyMap<number, Mapping | null>) => void): void {
     this.publishListeners.push(l);
   }
 
@@ -226,8 +237,9 @@ export class Reconciler {
   inFlight(pid: number): boolean {
     if (this.running || this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.resyncing) return true;
     let cpid: number | undefined;
-    for (const rec of this.records.values()) {
-      if (rec.state !== 'pending' || rec.marker === undefined) continue;
+    for (const path of this.pendingPaths) {
+      const rec = this.records.get(path);
+      if (rec === undefined || rec.marker === undefined) continue;
       if (cpid === undefined) {
         const ns = this.o.procfs.readNSpid(pid);
         if (ns === undefined) return false;
@@ -375,9 +387,8 @@ export class Reconciler {
     if (this.retryPending) {
       this.retryPending = false;
       const hot = this.now() - PENDING_HOT_MS;
-      for (const r of this.records.values()) {
-        if ((r.state === 'pending' && r.changedAt >= hot) || r.state === 'conflict') files.push(r.path);
-      }
+      for (const p of this.pendingPaths) if ((this.records.get(p)?.changedAt ?? 0) >= hot) files.push(p);
+      for (const p of this.conflictPaths) files.push(p);
     }
     this.table.refresh();
     const fds = new Map<string, number | null>();
@@ -484,7 +495,11 @@ export class Reconciler {
         hostPid: undefined,
         changedAt: this.now(),
       } satisfies MarkerRecord);
-    if (!rec) this.records.set(file, r);
+    if (!rec) {
+      this.records.set(file, r);
+      this.stateCounts.pending++;
+      this.pendingPaths.add(file);
+    }
 
     if (read.kind === 'unchanged') {
       if (r.state === 'pending' || r.state === 'conflict') this.match(r);
@@ -553,7 +568,9 @@ export class Reconciler {
 
     const failures: string[] = [];
     const passing: Candidate[] = [];
-    const cands = this.table.candidates(m.container_pid);
+    const otherPods: [number, string | null][] = [];
+    const cands = this.table.candidates(m.container_pid, r.dir.podUid, otherPods);
+    for (const [pid, pod] of otherPods) failures.push(`host PID ${pid}: pod ${pod ?? 'none'} is not the marker's pod ${r.dir.podUid ?? ''}`);
     for (const cand of cands) {
       const why = this.checkCandidate(r, m, identity, cand);
       if (why === undefined) passing.push(cand);
@@ -564,7 +581,8 @@ export class Reconciler {
     if (passing.length !== 1) {
       if (current) this.unmapRecord(r, 'marker_changed');
       if (passing.length === 0) {
-        const why = cands.length === 0 ? `no process with container PID ${m.container_pid}` : failures.join('; ');
+        const shown = failures.slice(0, 8).join('; ') + (failures.length > 8 ? `; and ${failures.length - 8} more` : '');
+        const why = failures.length === 0 ? `no process with container PID ${m.container_pid}` : shown;
         this.setState(r, 'pending', `no matching process: ${why}`);
       } else {
         this.setState(r, 'conflict', `ambiguous: host PIDs ${passing.map(p => p.pid).join(', ')} all match`);
@@ -588,14 +606,9 @@ export class Reconciler {
       return;
     }
     if (this.o.exclusiveRoles) {
-      for (const other of this.mappings.values()) {
-        if (
-          other.scope === r.dir.scope &&
-          other.markerPath !== r.path &&
-          other.marker.process_role === m.process_role &&
-          other.marker.agent_name === m.agent_name &&
-          other.marker.tenant === m.tenant
-        ) {
+      for (const pid of this.roleHolders.get(roleKey(r.dir.scope, m)) ?? []) {
+        const other = this.mappings.get(pid);
+        if (other && other.markerPath !== r.path) {
           this.setState(r, 'conflict', `role ${m.process_role} already held by live host PID ${other.hostPid} via ${other.markerPath} (exclusive_roles)`);
           return;
         }
@@ -647,6 +660,11 @@ export class Reconciler {
       selectors: Object.freeze(selectorValuesFor({ ...m, podUid, containerId })),
     });
     this.mappings.set(cand.pid, mapping);
+    this.changes.set(cand.pid, mapping);
+    const key = roleKey(mapping.scope, m);
+    let holders = this.roleHolders.get(key);
+    if (!holders) this.roleHolders.set(key, (holders = new Set()));
+    holders.add(cand.pid);
     this.identities.set(cand.pid, identity);
     r.hostPid = cand.pid;
     this.changed = true;
@@ -661,6 +679,11 @@ export class Reconciler {
   private unmap(m: Mapping, cause: string): void {
     if (this.mappings.get(m.hostPid) !== m) return;
     this.mappings.delete(m.hostPid);
+    this.changes.set(m.hostPid, null);
+    const key = roleKey(m.scope, m.marker);
+    const holders = this.roleHolders.get(key);
+    holders?.delete(m.hostPid);
+    if (holders?.size === 0) this.roleHolders.delete(key);
     this.identities.delete(m.hostPid);
     this.changed = true;
     this.o.state.remove(m.hostPid);
@@ -669,7 +692,7 @@ export class Reconciler {
     if (rec && rec.hostPid === m.hostPid) rec.hostPid = undefined;
     this.log.info({ [F.markerPath]: m.markerPath, [F.hostPid]: m.hostPid, [F.reason]: cause }, 'mapping removed');
     // A role or PID was freed: markers waiting in conflict may now map.
-    for (const r of this.records.values()) if (r.state === 'conflict') this.dirty.add(r.path);
+    for (const p of this.conflictPaths) this.dirty.add(p);
     if (this.dirty.size > 0) this.schedule();
   }
 
@@ -682,11 +705,22 @@ export class Reconciler {
   private dropRecord(r: MarkerRecord, cause: string): void {
     this.unmapRecord(r, cause);
     this.records.delete(r.path);
+    this.stateCounts[r.state]--;
+    this.pendingPaths.delete(r.path);
+    this.conflictPaths.delete(r.path);
     if (this.stale.delete(r.path)) this.staleDirty = true;
   }
 
   private setState(r: MarkerRecord, state: MarkerState, reason: string): void {
-    if (r.state !== state) r.changedAt = this.now();
+    if (r.state !== state) {
+      r.changedAt = this.now();
+      this.stateCounts[r.state]--;
+      this.stateCounts[state]++;
+      if (r.state === 'pending') this.pendingPaths.delete(r.path);
+      if (r.state === 'conflict') this.conflictPaths.delete(r.path);
+      if (state === 'pending') this.pendingPaths.add(r.path);
+      if (state === 'conflict') this.conflictPaths.add(r.path);
+    }
     if (state === 'stale' && r.identity !== undefined) {
       this.stale.set(r.path, r.identity);
       this.staleDirty = true;
@@ -699,7 +733,7 @@ export class Reconciler {
 
   private hasHotPending(): boolean {
     const hot = this.now() - PENDING_HOT_MS;
-    for (const r of this.records.values()) if (r.state === 'pending' && r.changedAt >= hot) return true;
+    for (const p of this.pendingPaths) if ((this.records.get(p)?.changedAt ?? 0) >= hot) return true;
     return false;
   }
 
@@ -730,13 +764,13 @@ export class Reconciler {
       this.staleDirty = false;
       this.o.state.writeStale(this.stale);
     }
-    const counts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
-    for (const r of this.records.values()) counts[r.state]++;
-    for (const [state, n] of Object.entries(counts)) this.o.metrics.markers.set({ state }, n);
+    for (const [state, n] of Object.entries(this.stateCounts)) this.o.metrics.markers.set({ state }, n);
     this.o.metrics.mapSize.set(this.mappings.size);
     if (!this.changed) return;
     this.changed = false;
-    this.snap = new PidMap(this.snap.version + 1, new Map(this.mappings));
-    for (const l of this.publishListeners) l(this.snap);
+    const changes = this.changes;
+    this.changes = new Map();
+    this.snap = this.snap.next(changes, this.mappings);
+    for (const l of this.publishListeners) l(this.snap, changes);
   }
 }

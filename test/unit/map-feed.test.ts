@@ -24,6 +24,33 @@ function mapping(hostPid: number, startTime: number, role: string): Mapping {
   });
 }
 
+describe('PidMap snapshots', () => {
+  it('apply changes through a small overlay, fold it into a new base when it grows, and never change an old snapshot', () => {
+    const live = new Map<number, Mapping>();
+    let snap = PidMap.EMPTY;
+    const history: [PidMap, number[]][] = [];
+    for (let i = 1; i <= 2000; i++) {
+      const m = mapping(i, i * 10, `r${i}`);
+      live.set(i, m);
+      const changes = new Map<number, Mapping | null>([[i, m]]);
+      if (i % 3 === 0) {
+        live.delete(i - 1);
+        changes.set(i - 1, null);
+      }
+      snap = snap.next(changes, live);
+      history.push([snap, [...live.keys()].sort((x, y) => x - y)]);
+    }
+    for (const [s, keys] of history.filter((_, i) => i % 97 === 0 || i > 1990)) {
+      expect(s.size).toBe(keys.length);
+      expect([...s.values()].map(m => m.hostPid).sort((x, y) => x - y)).toEqual(keys);
+    }
+    expect(snap.get(1997)).toBeUndefined(); // removed when 1998 was added
+    expect(snap.get(1999)?.hostPid).toBe(1999);
+    expect(snap.get(2000)?.marker.process_role).toBe('r2000');
+    expect(snap.version).toBe(2000);
+  });
+});
+
 describe('MapFeed', () => {
   it('sends the whole map first, then only what changed in each version', () => {
     const a = mapping(10, 100, 'a');
@@ -34,15 +61,15 @@ describe('MapFeed', () => {
     expect(got[0]).toMatchObject({ full: true, map_version: '1', pid_namespace: '4026531836', removed: [] });
     expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'] }]);
 
-    feed.publish(new PidMap(2, new Map([[10, a], [11, b]])));
+    feed.publish(new PidMap(2, new Map([[10, a], [11, b]])), [11]);
     expect(got[1]).toMatchObject({ full: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [] });
 
     const a2 = mapping(10, 105, 'a2'); // same PID, another mapping object
-    feed.publish(new PidMap(3, new Map([[10, a2]])));
+    feed.publish(new PidMap(3, new Map([[10, a2]])), [10, 11]);
     expect(got[2]).toMatchObject({ full: false, upserts: [{ host_pid: 10, start_time: '105' }], removed: [11] });
 
     unsubscribe();
-    feed.publish(new PidMap(4, new Map()));
+    feed.publish(new PidMap(4, new Map()), [10]);
     expect(got).toHaveLength(3);
     expect(feed.size).toBe(0);
   });
