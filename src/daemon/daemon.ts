@@ -99,6 +99,7 @@ export async function runDaemon(
             layout: config.layout,
             watch_root: layout.watchRoot,
             watcher_armed: watcher.armed,
+            watched_context_dirs: watcher.watchedDirs,
             map_version: reconciler.snapshot().version,
             mapped: reconciler.snapshot().size,
             processes: reconciler.processCount,

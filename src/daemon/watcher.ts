@@ -1,25 +1,35 @@
-// inotify through chokidar, pruned to the paths markers can live at, plus
-// waiting for a root that does not exist yet (chokidar 5 reports nothing for a
-// root whose parent is also missing) and re-arming when the root is deleted.
-// Events only mark paths dirty; the reconciler re-reads the files, so a lost
-// or reordered event costs latency (healed by the resync), never correctness.
+// inotify, in two parts:
+//  - chokidar watches the directory *structure* (the watch root, pod
+//    directories, volume directories), pruned to the paths where context
+//    directories can appear; it never descends into a context directory;
+//  - each context directory gets one plain fs.watch, whose events name the
+//    file that changed. One inotify watch per directory, none per file, and
+//    no directory re-read per event (chokidar would re-read the directory
+//    and keep a watcher per file: ~13 KB and one inotify watch per marker).
+// A missing root is polled for (chokidar 5 reports nothing for a root whose
+// parent is also missing) and re-armed when deleted. Events only mark paths
+// dirty; the reconciler re-reads the files, so a lost or reordered event
+// costs latency (healed by the resync), never correctness.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
-import type { Layout } from './layout.js';
+import { isMarkerName, type Layout } from './layout.js';
 
 export interface WatcherOptions {
   readonly layout: Layout;
   readonly onPath: (p: string) => void;
   readonly onError: (err: unknown) => void;
   readonly log: Logger;
-  /** How often a missing root is looked for. */
+  /** How often a missing root, and context dirs without a watcher, are looked for. */
   readonly rootPollMs?: number;
 }
 
 export class MarkerWatcher {
   private fsw: FSWatcher | undefined;
+  private readonly dirWatchers = new Map<string, { w: fs.FSWatcher; ino: number }>();
+  private rootIno = -1;
   private poll: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly log: Logger;
@@ -34,31 +44,116 @@ export class MarkerWatcher {
     return this.fsw !== undefined;
   }
 
+  /** Context directories with a watcher (for /debug/status). */
+  get watchedDirs(): number {
+    return this.dirWatchers.size;
+  }
+
   async start(): Promise<void> {
-    if (this.rootExists()) await this.arm();
-    this.poll = setInterval(() => void this.checkRoot(), this.o.rootPollMs ?? 1000);
+    if (this.isDir(this.o.layout.watchRoot)) await this.arm();
+    this.poll = setInterval(() => void this.tick(), this.o.rootPollMs ?? 1000);
     this.poll.unref();
   }
 
-  private rootExists(): boolean {
+  private isDir(p: string): boolean {
+    return this.dirIno(p) !== undefined;
+  }
+
+  /** Inode of a real (not symlinked) directory, or undefined. */
+  private dirIno(p: string): number | undefined {
     try {
-      return fs.lstatSync(this.o.layout.watchRoot).isDirectory();
+      const st = fs.lstatSync(p);
+      return st.isDirectory() ? st.ino : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
-  private async checkRoot(): Promise<void> {
+  private async tick(): Promise<void> {
     if (this.closed) return;
-    const exists = this.rootExists();
-    if (exists && !this.fsw) {
+    const ino = this.dirIno(this.o.layout.watchRoot);
+    const exists = ino !== undefined;
+    if (exists && this.fsw && ino !== this.rootIno) {
+      // Deleted and recreated between two ticks: the watches hold the old inode.
+      this.log.warn({ root: this.o.layout.watchRoot }, 'watch root was replaced; re-arming');
+      await this.disarm();
+      await this.arm();
+      this.o.onPath(this.o.layout.watchRoot);
+    } else if (exists && !this.fsw) {
       await this.arm();
       this.o.onPath(this.o.layout.watchRoot);
     } else if (!exists && this.fsw) {
       this.log.warn({ root: this.o.layout.watchRoot }, 'watch root disappeared; waiting for it to come back');
       await this.disarm();
       this.o.onPath(this.o.layout.watchRoot);
+    } else if (exists) {
+      this.attachAll();
     }
+  }
+
+  /** Context directories that exist now: the flat root, or each pod's volume directory. */
+  private contextDirs(): string[] {
+    const layout = this.o.layout;
+    if (layout.kind === 'flat') return [layout.watchRoot];
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(layout.watchRoot);
+    } catch {
+      /* root gone: tick() handles it */
+    }
+    const out: string[] = [];
+    for (const n of names) {
+      const d = layout.dirFor(n);
+      if (d) out.push(d.path);
+    }
+    return out;
+  }
+
+  /** Attaches a watcher to every context directory that has none; drops those that are gone. */
+  private attachAll(): void {
+    const want = new Map<string, number>();
+    for (const d of this.contextDirs()) {
+      const ino = this.dirIno(d);
+      if (ino !== undefined) want.set(d, ino);
+    }
+    for (const [d, { ino }] of [...this.dirWatchers]) {
+      if (want.get(d) !== ino) {
+        this.detach(d); // gone, or replaced by another directory
+        if (want.has(d)) this.o.onPath(d);
+      }
+    }
+    for (const d of want.keys()) this.attach(d);
+  }
+
+  private attach(dir: string): void {
+    if (this.closed || this.dirWatchers.has(dir)) return;
+    const ino = this.dirIno(dir);
+    if (ino === undefined) return; // never a symlinked dir
+    let w: fs.FSWatcher;
+    try {
+      w = fs.watch(dir, { persistent: false }, (_event, filename) => {
+        if (this.paused) return;
+        const name = filename?.toString();
+        if (name === undefined) this.o.onPath(dir);
+        else if (isMarkerName(name)) this.o.onPath(path.join(dir, name));
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') this.o.onError(err);
+      return;
+    }
+    w.on('error', err => {
+      this.detach(dir);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EPERM') this.o.onError(err);
+    });
+    this.dirWatchers.set(dir, { w, ino });
+  }
+
+  private detach(dir: string): void {
+    const e = this.dirWatchers.get(dir);
+    this.dirWatchers.delete(dir);
+    e?.w.close();
   }
 
   private async arm(): Promise<void> {
@@ -68,25 +163,37 @@ export class MarkerWatcher {
       followSymlinks: false,
       atomic: false,
       depth: layout.markerDepth,
-      ignored: (p: string, st?: fs.Stats) => layout.ignore(p, st === undefined ? undefined : st.isFile()),
+      // Structure only: nothing inside a context directory (the per-directory watcher has that).
+      ignored: (p: string, st?: fs.Stats) => {
+        const c = layout.classify(p);
+        if (c?.name !== undefined) return true;
+        return layout.ignore(p, st === undefined ? undefined : st.isFile());
+      },
     });
-    const fire = (p: string): void => {
+    const onDir = (p: string): void => {
+      const c = layout.classify(p);
+      if (c && c.name === undefined) this.attach(c.dir.path);
       if (!this.paused) this.o.onPath(p);
     };
-    fsw.on('add', fire).on('change', fire).on('unlink', fire).on('addDir', fire);
+    fsw.on('addDir', onDir).on('add', p => !this.paused && this.o.onPath(p));
     fsw.on('unlinkDir', (p: string) => {
-      fire(p);
-      if (p === layout.watchRoot) void this.checkRoot();
+      const c = layout.classify(p);
+      if (c && c.name === undefined) this.detach(c.dir.path);
+      if (!this.paused) this.o.onPath(p);
+      if (p === layout.watchRoot) void this.tick();
     });
     fsw.on('error', (err: unknown) => this.o.onError(err));
     await new Promise<void>(resolve => fsw.once('ready', () => resolve()));
     this.fsw = fsw;
-    this.log.info({ root: layout.watchRoot }, 'watching for markers');
+    this.rootIno = this.dirIno(layout.watchRoot) ?? -1;
+    this.attachAll();
+    this.log.info({ root: layout.watchRoot, context_dirs: this.dirWatchers.size }, 'watching for markers');
   }
 
   private async disarm(): Promise<void> {
     const fsw = this.fsw;
     this.fsw = undefined;
+    for (const d of [...this.dirWatchers.keys()]) this.detach(d);
     await fsw?.close();
   }
 
