@@ -286,13 +286,14 @@ describe.skipIf(skip)('benchmarks', () => {
     await eventually(async () => (await daemon.get<{ mapped: number }>('/debug/status')).mapped >= want, 300_000, `${want} mappings`);
     const mapTime = performance.now() - t;
     await new Promise(r => setTimeout(r, 3000)); // a liveness pass over every mapping
-    const status = await daemon.get<{ processes: number; mapped: number; last_resync_ms: number; memory_mb: { heapUsed: number } }>('/debug/status');
+    const status = await daemon.get<{ processes: number; mapped: number; last_resync_ms: number; memory_mb: { heapUsed: number; heapTotal: number } }>('/debug/status');
     const rss = rssMb(daemon.pid!);
     report('4.memory', {
       mapped: status.mapped,
       processes: status.processes,
       rss_mb: rss,
       heap_used_mb: status.memory_mb.heapUsed,
+      heap_total_mb: status.memory_mb.heapTotal,
       idle_rss_mb: idleRss,
       ratio: rss / idleRss,
       map_extra_s: mapTime / 1000,

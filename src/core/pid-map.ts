@@ -4,7 +4,7 @@
 //
 // A snapshot is a shared, never-mutated `base` map plus a small `overlay` of
 // the changes since (null = removed). Publishing copies only the overlay; once
-// the overlay grows past an eighth of the base it is folded into a new base.
+// the overlay grows past ~sqrt(2n) entries it is folded into a new base.
 // So a batch that maps one marker on a node with 10,000 mappings costs a small
 // copy, not a copy of 10,000 entries (and not 10,000 entries of garbage).
 import type { Marker } from './marker.js';
@@ -24,7 +24,7 @@ export interface Mapping {
   readonly selectors: readonly string[];
 }
 
-const MIN_OVERLAY = 256;
+const MIN_OVERLAY = 64;
 
 export class PidMap {
   static readonly EMPTY = new PidMap(0, new Map());
@@ -61,7 +61,9 @@ export class PidMap {
    * `current` is the writer's full live map, used when the overlay is folded.
    */
   next(changes: ReadonlyMap<number, Mapping | null>, current: ReadonlyMap<number, Mapping>): PidMap {
-    if (this.overlay.size + changes.size > Math.max(MIN_OVERLAY, this.base.size >> 3)) {
+    // Fold when the overlay outgrows ~sqrt(2n): balances copying the overlay
+    // on every publish against copying the whole base on a fold.
+    if (this.overlay.size + changes.size > Math.max(MIN_OVERLAY, Math.ceil(Math.sqrt(2 * this.base.size)))) {
       return new PidMap(this.version + 1, new Map(current));
     }
     const overlay = new Map(this.overlay);

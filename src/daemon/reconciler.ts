@@ -84,6 +84,9 @@ export interface ReconcilerOptions {
   readonly now?: () => number;
 }
 
+/** Longest stretch of a batch without yielding to the event loop. */
+const SLICE_MS = 4;
+
 /** A pending marker is retried often for this long after it changed, then only at resync. */
 const PENDING_HOT_MS = 60_000;
 
@@ -104,8 +107,14 @@ export class Reconciler {
   /** Marker versions bound to a process that is gone (persisted in state_dir). */
   private stale = new Map<string, FileIdentity>();
   private staleDirty = false;
+  /** Paths named by watcher events (a marker may be in flight for them). */
   private readonly dirty = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
+  /** Paths queued by a resync (nothing is known to be in flight). */
+  private readonly resyncDirty = new Set<string>();
+  private readonly resyncDirtyDirs = new Set<string>();
+  /** The running batch includes watcher events. */
+  private eventBatch = false;
   private snap: PidMap = PidMap.EMPTY;
   private changed = false;
   private running = false;
@@ -194,9 +203,9 @@ export class Reconciler {
       const t0 = performance.now();
       try {
         await this.table.fullResync();
-        for (const dir of this.listContextDirs()) this.dirtyDirs.add(dir.path);
-        for (const rec of this.records.values()) this.dirty.add(rec.path);
-        for (const dirPath of this.dirProblems.keys()) this.dirtyDirs.add(dirPath);
+        for (const dir of this.listContextDirs()) this.resyncDirtyDirs.add(dir.path);
+        for (const rec of this.records.values()) this.resyncDirty.add(rec.path);
+        for (const dirPath of this.dirProblems.keys()) this.resyncDirtyDirs.add(dirPath);
         this.retryPending = true;
         this.checkLiveness(true);
         await this.runBatches();
@@ -235,7 +244,9 @@ export class Reconciler {
 
   /** Is a marker for `pid` possibly in flight, so that Attest should wait a little? */
   inFlight(pid: number): boolean {
-    if (this.running || this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.resyncing) return true;
+    // A resync alone does not count: it rarely finds anything new, and unknown
+    // PIDs (the SPIRE agent's own health checks) must not wait for it.
+    if (this.eventBatch || this.dirty.size > 0 || this.dirtyDirs.size > 0) return true;
     let cpid: number | undefined;
     for (const path of this.pendingPaths) {
       const rec = this.records.get(path);
@@ -361,8 +372,8 @@ export class Reconciler {
     if (this.running) return;
     this.running = true;
     try {
-      while (!this.closed && (this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.retryPending)) {
-        this.runOneBatch();
+      while (!this.closed && (this.hasWork() || this.retryPending)) {
+        await this.runOneBatch();
         await new Promise<void>(resolve => setImmediate(resolve));
       }
     } catch (err) {
@@ -379,11 +390,24 @@ export class Reconciler {
     for (const f of w) f();
   }
 
-  private runOneBatch(): void {
-    const dirs = [...this.dirtyDirs];
-    const files = [...this.dirty];
+  private hasWork(): boolean {
+    return this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.resyncDirty.size > 0 || this.resyncDirtyDirs.size > 0;
+  }
+
+  /**
+   * One batch: one /proc refresh, then every queued marker. Long batches (a
+   * resync of thousands of markers) yield to the event loop every few
+   * milliseconds and publish what they have so far, so Attest never waits
+   * behind them.
+   */
+  private async runOneBatch(): Promise<void> {
+    this.eventBatch = this.dirty.size > 0 || this.dirtyDirs.size > 0;
+    const dirs = [...this.dirtyDirs, ...this.resyncDirtyDirs];
+    const files = [...this.dirty, ...this.resyncDirty];
     this.dirtyDirs.clear();
     this.dirty.clear();
+    this.resyncDirtyDirs.clear();
+    this.resyncDirty.clear();
     if (this.retryPending) {
       this.retryPending = false;
       const hot = this.now() - PENDING_HOT_MS;
@@ -397,9 +421,20 @@ export class Reconciler {
       for (const d of dirs) for (const f of this.scanDir(d, fds)) wanted.add(f);
       // Deterministic order: older marker versions first, so "the earlier mapping stands".
       const ordered = [...wanted].sort();
-      for (const f of ordered) this.reconcileFile(f, fds);
+      let slice = performance.now();
+      for (let i = 0; i < ordered.length; i++) {
+        this.reconcileFile(ordered[i] as string, fds);
+        if ((i & 63) === 63 && performance.now() - slice > SLICE_MS) {
+          this.publish();
+          this.releaseWaiters();
+          await new Promise<void>(resolve => setImmediate(resolve));
+          if (this.closed) break;
+          slice = performance.now();
+        }
+      }
     } finally {
       for (const fd of fds.values()) if (fd !== null) fs.closeSync(fd);
+      this.eventBatch = false;
     }
     this.publish();
   }
