@@ -93,6 +93,8 @@ const PENDING_HOT_MS = 60_000;
 export class Reconciler {
   private readonly records = new Map<string, MarkerRecord>();
   private readonly dirProblems = new Map<string, string>();
+  /** One ContextDir object per directory, shared by its records. */
+  private dirs = new Map<string, ContextDir>();
   private readonly mappings = new Map<number, Mapping>();
   /** Mapping changes since the last publish (null = removed). */
   private changes = new Map<number, Mapping | null>();
@@ -209,6 +211,10 @@ export class Reconciler {
         this.retryPending = true;
         this.checkLiveness(true);
         await this.runBatches();
+        // Forget directories of pods that are gone (no record uses them any more).
+        const used = new Map<string, ContextDir>();
+        for (const r of this.records.values()) used.set(r.dir.path, r.dir);
+        this.dirs = used;
       } catch (err) {
         this.log.error({ [F.err]: err }, 'resync failed');
       } finally {
@@ -503,9 +509,17 @@ export class Reconciler {
 
   // ---- one marker -------------------------------------------------------------
 
+  private internDir(d: ContextDir): ContextDir {
+    const known = this.dirs.get(d.path);
+    if (known) return known;
+    this.dirs.set(d.path, d);
+    return d;
+  }
+
   private reconcileFile(file: string, fds: Map<string, number | null>): void {
-    const c = this.o.layout.classify(file);
-    if (!c || c.name === undefined) return;
+    const classified = this.o.layout.classify(file);
+    if (!classified || classified.name === undefined) return;
+    const c = { dir: this.internDir(classified.dir), name: classified.name };
     const rec = this.records.get(file);
     const fd = this.dirFd(c.dir, fds);
     if (fd === null) {

@@ -28,8 +28,8 @@ export interface WatcherOptions {
 
 export class MarkerWatcher {
   private fsw: FSWatcher | undefined;
-  private readonly dirWatchers = new Map<string, { w: fs.FSWatcher; ino: number }>();
-  private rootIno = -1;
+  private readonly dirWatchers = new Map<string, { w: fs.FSWatcher; ino: string }>();
+  private rootIno = '';
   private poll: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly log: Logger;
@@ -59,17 +59,29 @@ export class MarkerWatcher {
     return this.dirIno(p) !== undefined;
   }
 
-  /** Inode of a real (not symlinked) directory, or undefined. */
-  private dirIno(p: string): number | undefined {
+  /**
+   * Identity of a real (not symlinked) directory, or undefined: inode plus
+   * birth time, since a directory deleted and recreated often gets the same
+   * inode number back.
+   */
+  private dirIno(p: string): string | undefined {
     try {
       const st = fs.lstatSync(p);
-      return st.isDirectory() ? st.ino : undefined;
+      return st.isDirectory() ? `${st.ino}:${st.birthtimeMs}` : undefined;
     } catch {
       return undefined;
     }
   }
 
-  private async tick(): Promise<void> {
+  private ticking: Promise<void> | undefined;
+
+  /** Checks the root and context dirs; one check at a time. */
+  private tick(): Promise<void> {
+    this.ticking ??= this.check().finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async check(): Promise<void> {
     if (this.closed) return;
     const ino = this.dirIno(this.o.layout.watchRoot);
     const exists = ino !== undefined;
@@ -111,7 +123,7 @@ export class MarkerWatcher {
 
   /** Attaches a watcher to every context directory that has none; drops those that are gone. */
   private attachAll(): void {
-    const want = new Map<string, number>();
+    const want = new Map<string, string>();
     for (const d of this.contextDirs()) {
       const ino = this.dirIno(d);
       if (ino !== undefined) want.set(d, ino);
@@ -134,8 +146,14 @@ export class MarkerWatcher {
       w = fs.watch(dir, { persistent: false }, (_event, filename) => {
         if (this.paused) return;
         const name = filename?.toString();
-        if (name === undefined) this.o.onPath(dir);
-        else if (isMarkerName(name)) this.o.onPath(path.join(dir, name));
+        if (name !== undefined && isMarkerName(name)) {
+          this.o.onPath(path.join(dir, name));
+          return;
+        }
+        // Anything else may be the directory itself going away (IN_DELETE_SELF):
+        // check at once rather than at the next poll.
+        this.o.onPath(dir);
+        if (this.dirIno(dir) !== this.dirWatchers.get(dir)?.ino) void this.tick();
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -185,7 +203,7 @@ export class MarkerWatcher {
     fsw.on('error', (err: unknown) => this.o.onError(err));
     await new Promise<void>(resolve => fsw.once('ready', () => resolve()));
     this.fsw = fsw;
-    this.rootIno = this.dirIno(layout.watchRoot) ?? -1;
+    this.rootIno = this.dirIno(layout.watchRoot) ?? '';
     this.attachAll();
     this.log.info({ root: layout.watchRoot, context_dirs: this.dirWatchers.size }, 'watching for markers');
   }

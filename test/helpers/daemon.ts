@@ -80,6 +80,7 @@ export class DaemonProcess {
   args(): string[] {
     const o = this.opts;
     return [
+      '--optimize-for-size', // as the image runs it (Dockerfile ENTRYPOINT)
       MAIN,
       'daemon',
       '--layout',

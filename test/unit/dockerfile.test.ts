@@ -192,8 +192,8 @@ describe('Dockerfile', () => {
     expect(d.base).toBe('runtime-base');
     const [entry] = of(d, 'ENTRYPOINT');
     const argv = execForm(entry as Instruction);
-    expect(argv).toEqual(['/usr/local/bin/node', `${APP_DIR}dist/main.js`]);
-    expect(fs.existsSync(inImage(argv[1] as string))).toBe(true);
+    expect(argv).toEqual(['/usr/local/bin/node', '--optimize-for-size', `${APP_DIR}dist/main.js`]);
+    expect(fs.existsSync(inImage(argv[2] as string))).toBe(true);
     expect(of(d, 'CMD').map(execForm)).toEqual([['daemon']]);
   });
 
