@@ -15,6 +15,8 @@ export interface Candidate {
 }
 
 const YIELD_EVERY = 512;
+/** Largest range of newly allocated PIDs read one by one instead of listing /proc. */
+const PROBE_MAX = 1024;
 const tick = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
 
 export class ProcTable {
@@ -63,8 +65,50 @@ export class ProcTable {
     this.index(pid, ns[ns.length - 1] ?? 0);
   }
 
-  /** Incremental refresh: drop PIDs that are gone, read only new ones. */
+  /** ns_last_pid at the last refresh, when the probe path may be used. */
+  private lastPid: number | undefined;
+  private pidMax: number | undefined;
+  /** Did the last refresh only probe the newly allocated PID range? */
+  lastWasProbe = false;
+
+  /**
+   * Cheapest refresh that finds every process created since the last one.
+   * PIDs are allocated cyclically: if ns_last_pid moved from L0 to L1, every
+   * new process has a PID in (L0, L1], so those few are read directly (also
+   * healing any reused PID among them) instead of listing all of /proc.
+   * Exited PIDs are dropped by the next full listing (or when a candidate
+   * fails re-validation). Falls back to a full listing when the range is
+   * large or the counters are not readable.
+   */
   refresh(): { added: number; removed: number } {
+    const last = this.procfs.readLastPid?.();
+    this.pidMax ??= this.procfs.readPidMax?.();
+    const prev = this.lastPid;
+    if (last !== undefined && prev !== undefined && this.pidMax !== undefined && last < this.pidMax) {
+      const span = (last - prev + this.pidMax) % this.pidMax;
+      if (span <= PROBE_MAX) {
+        let added = 0;
+        for (let i = 1; i <= span; i++) {
+          let pid = (prev + i) % this.pidMax;
+          if (pid === 0) pid = this.pidMax; // never allocated; harmless
+          this.unindex(pid);
+          const before = this.cpidOf.size;
+          this.readOne(pid);
+          if (this.cpidOf.size > before) added++;
+        }
+        this.lastPid = last;
+        this.lastWasProbe = true;
+        return { added, removed: 0 };
+      }
+    }
+    const r = this.refreshFull();
+    this.lastPid = last;
+    return r;
+  }
+
+  /** Incremental refresh by listing /proc: drop PIDs that are gone, read only new ones. */
+  refreshFull(): { added: number; removed: number } {
+    this.lastWasProbe = false;
     const live = this.procfs.listPids();
     const seen = new Set<number>();
     let added = 0;
@@ -89,6 +133,7 @@ export class ProcTable {
 
   /** Full resync: re-read every PID's status (heals reused PIDs); yields to the event loop. */
   async fullResync(): Promise<number> {
+    const last = this.procfs.readLastPid?.();
     const live = this.procfs.listPids();
     this.cpidOf.clear();
     this.byCpid.clear();
@@ -98,6 +143,9 @@ export class ProcTable {
       this.readOne(pid);
       if (++n % YIELD_EVERY === 0) await tick();
     }
+    // Processes created while this ran are in (last, now]: the next refresh probes them.
+    this.lastPid = last;
+    this.lastWasProbe = false;
     return this.cpidOf.size;
   }
 

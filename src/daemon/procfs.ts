@@ -24,6 +24,10 @@ export interface Procfs {
   bootTimeMs(): number;
   /** Path of a process's root directory: /proc/PID/root. */
   rootOf(pid: number): string;
+  /** The last PID allocated in our PID namespace (sys/kernel/ns_last_pid), if readable. */
+  readLastPid?(): number | undefined;
+  /** sys/kernel/pid_max, if readable. */
+  readPidMax?(): number | undefined;
 }
 
 /** USER_HZ: the unit of /proc/PID/stat times. 100 on every Linux ABI. */
@@ -109,6 +113,16 @@ export function createProcfs(opts: { root?: string } = {}): Procfs {
     },
     rootOf(pid) {
       return `${procDir}/${pid}/root`;
+    },
+    readLastPid() {
+      const t = readSmall(`${procDir}/sys/kernel/ns_last_pid`);
+      const n = t === undefined ? NaN : Number(t.trim());
+      return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+    },
+    readPidMax() {
+      const t = readSmall(`${procDir}/sys/kernel/pid_max`);
+      const n = t === undefined ? NaN : Number(t.trim());
+      return Number.isSafeInteger(n) && n > 0 ? n : undefined;
     },
   };
 }

@@ -617,13 +617,22 @@ export class Reconciler {
 
     const failures: string[] = [];
     const passing: Candidate[] = [];
-    const otherPods: [number, string | null][] = [];
-    const cands = this.table.candidates(m.container_pid, r.dir.podUid, otherPods);
-    for (const [pid, pod] of otherPods) failures.push(`host PID ${pid}: pod ${pod ?? 'none'} is not the marker's pod ${r.dir.podUid ?? ''}`);
-    for (const cand of cands) {
-      const why = this.checkCandidate(r, m, identity, cand);
-      if (why === undefined) passing.push(cand);
-      else failures.push(`host PID ${cand.pid}: ${why}`);
+    let cands: Candidate[];
+    for (let attempt = 0; attempt < 2; attempt++) {
+      failures.length = 0;
+      passing.length = 0;
+      const otherPods: [number, string | null][] = [];
+      cands = this.table.candidates(m.container_pid, r.dir.podUid, otherPods);
+      for (const [pid, pod] of otherPods) failures.push(`host PID ${pid}: pod ${pod ?? 'none'} is not the marker's pod ${r.dir.podUid ?? ''}`);
+      for (const cand of cands) {
+        const why = this.checkCandidate(r, m, identity, cand);
+        if (why === undefined) passing.push(cand);
+        else failures.push(`host PID ${cand.pid}: ${why}`);
+      }
+      // Nothing found after a probe-only refresh: list /proc once and look again
+      // (a process can be allocated a PID a moment before it shows in /proc).
+      if (passing.length > 0 || !this.table.lastWasProbe) break;
+      this.table.refreshFull();
     }
 
     const current = r.hostPid !== undefined ? this.mappings.get(r.hostPid) : undefined;
