@@ -348,7 +348,8 @@ describe.skipIf(skipGo)('faults: daemon SIGKILLed under a serving plugin, then t
       const cfg = path.join(sockDir, 'plugin.conf');
       fs.writeFileSync(cfg, `daemon_socket = "${daemon.socket}"\nattest_timeout = "2s"\n`);
       const env: Record<string, string> = {};
-      for (const [k, v] of Object.entries({ ...process.env, PLUGIN_UNIX_SOCKET_DIR: sockDir })) if (v !== undefined) env[k] = v;
+      // TMPDIR too: the host's own broker socket (go-plugin: /tmp/plugin<N>) is left behind by a SIGKILLed host; keep it in our temp dir.
+      for (const [k, v] of Object.entries({ ...process.env, PLUGIN_UNIX_SOCKET_DIR: sockDir, TMPDIR: sockDir })) if (v !== undefined) env[k] = v;
       delete env['NODE_OPTIONS'];
       delete env['WorkloadAttestor'];
       hostProc = spawn(
