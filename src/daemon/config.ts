@@ -21,6 +21,8 @@ export interface DaemonConfig {
   readonly containerContextDir: string;
   readonly stateDir: string;
   readonly socketPath: string;
+  /** Group allowed to use the socket (mode 0660), or undefined: root only (0600). */
+  readonly socketGid: number | undefined;
   /** undefined: disabled. */
   readonly debugAddr: ListenAddr | undefined;
   readonly metricsAddr: ListenAddr | undefined;
@@ -61,6 +63,7 @@ export const KEYS: Record<string, KeySpec> = {
   container_context_dir: { flag: 'container-context-dir', env: 'HEXR_CONTAINER_CONTEXT_DIR', def: '/tmp/hexr-context', help: 'the context directory as workloads see it (inside their mount namespace)' },
   state_dir: { flag: 'state-dir', env: 'HEXR_STATE_DIR', def: '/run/hexr/pid-map', help: 'where enriched context files {host_pid}.json are written' },
   socket: { flag: 'socket', env: 'HEXR_SOCKET', def: '/run/hexr/pid-mapper.sock', help: 'unix socket of the local attestation API (mode 0600)' },
+  socket_group: { flag: 'socket-group', env: 'HEXR_SOCKET_GROUP', def: '', help: 'group (name or GID) allowed to use the socket, made mode 0660, e.g. for a non-root SPIRE agent; empty: root only' },
   debug_addr: { flag: 'debug-addr', env: 'HEXR_DEBUG_ADDR', def: '127.0.0.1:8787', help: 'debug endpoint host:port (/debug/*, /live, /ready); "off" disables; port 0 picks one' },
   metrics_addr: { flag: 'metrics-addr', env: 'HEXR_METRICS_ADDR', def: '127.0.0.1:8788', help: 'Prometheus /metrics host:port; "off" disables; port 0 picks one' },
   proc_root: { flag: 'proc-root', env: 'HEXR_PROC_ROOT', def: '/', help: 'directory that holds the host proc/ (for tests or a /host mount)' },
@@ -83,6 +86,19 @@ function parseAddr(key: string, v: string, problems: string[]): ListenAddr | und
     return undefined;
   }
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+/** GID of a group name from an /etc/group-format file; undefined when absent. */
+function groupId(name: string, file: string): number | undefined {
+  try {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      const [n, , gid] = line.split(':');
+      if (n === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+    }
+  } catch {
+    /* no such file: unknown group */
+  }
+  return undefined;
 }
 
 export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<string, string | undefined>>): DaemonConfig {
@@ -145,6 +161,12 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
   }
   const socketPath = absPath('socket');
   if (Buffer.byteLength(socketPath) > 107) problems.push(`socket: path longer than 107 bytes`);
+  const socketGroup = raw('socket_group');
+  let socketGid: number | undefined;
+  if (socketGroup !== '') {
+    socketGid = /^\d{1,10}$/.test(socketGroup) ? Number(socketGroup) : groupId(socketGroup, env['HEXR_GROUP_FILE'] ?? '/etc/group');
+    if (socketGid === undefined || socketGid > 0xffff_fffe) problems.push(`socket_group: "${socketGroup}" is not a GID or a group in /etc/group`);
+  }
   const maxBytes = Number(raw('marker_max_bytes'));
   if (!Number.isInteger(maxBytes) || maxBytes < 256 || maxBytes > 1_048_576) problems.push(`marker_max_bytes: "${raw('marker_max_bytes')}" must be an integer in [256, 1048576]`);
   const excl = raw('exclusive_roles');
@@ -157,6 +179,7 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
     containerContextDir: absPath('container_context_dir'),
     stateDir: absPath('state_dir'),
     socketPath,
+    socketGid,
     debugAddr: parseAddr('debug_addr', raw('debug_addr'), problems),
     metricsAddr: parseAddr('metrics_addr', raw('metrics_addr'), problems),
     procRoot: absPath('proc_root'),

@@ -74,7 +74,7 @@ export async function runDaemon(
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
   const feed = new MapFeed(reconciler.snapshot(), procfs.readPidNs(process.pid));
   reconciler.onPublish((m, changes) => feed.publish(m, changes.keys()));
-  const api = new LocalApiServer(config.socketPath, attest, log, feed);
+  const api = new LocalApiServer(config.socketPath, attest, log, feed, config.socketGid);
   let debug: HttpServer | undefined;
   let metricsServer: HttpServer | undefined;
 

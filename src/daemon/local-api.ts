@@ -37,6 +37,8 @@ export class LocalApiServer {
     private readonly attest: Attester,
     log: Logger,
     private readonly feed?: MapFeed,
+    /** When set, the socket is group-accessible (0660) for this GID. */
+    private readonly socketGid?: number,
   ) {
     this.log = log.child({ [F.module]: 'local-api' });
   }
@@ -86,7 +88,12 @@ export class LocalApiServer {
     } finally {
       process.umask(old);
     }
-    fs.chmodSync(this.socketPath, 0o600);
+    if (this.socketGid !== undefined) {
+      fs.chownSync(this.socketPath, process.getuid?.() ?? 0, this.socketGid);
+      fs.chmodSync(this.socketPath, 0o660);
+    } else {
+      fs.chmodSync(this.socketPath, 0o600);
+    }
     this.server = server;
     this.log.info({ socket: this.socketPath }, 'local attestation API listening');
   }

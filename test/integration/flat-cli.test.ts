@@ -180,3 +180,39 @@ describe.skipIf(skip)('metrics listener', () => {
     }
   });
 });
+
+describe.skipIf(skip)('local API socket permissions', () => {
+  const tryConnect = (socket: string, gid: number): Promise<string> =>
+    new Promise(resolve => {
+      const c = spawn(
+        process.execPath,
+        ['-e', `require('net').connect(${JSON.stringify(socket)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', e => { console.log(e.code); process.exit(0); })`],
+        { uid: 65534, gid, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      c.once('exit', () => resolve(out.trim()));
+    });
+
+  it('is root-only (0600) by default, and usable by members of socket_group (0660) when set', async () => {
+    for (const [args, mode, member, outsider] of [
+      [[], 0o600, 'EACCES', 'EACCES'],
+      [['--socket-group', '4321'], 0o660, 'connected', 'EACCES'],
+    ] as const) {
+      const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-sock-'));
+      const daemon = new DaemonProcess({ layout: 'flat', root: ctx, extraArgs: ['--container-context-dir', ctx, ...args] });
+      fs.chmodSync(daemon.workDir, 0o711); // let the unprivileged client reach the socket itself
+      try {
+        await daemon.start();
+        const st = fs.statSync(daemon.socket);
+        expect(st.mode & 0o777).toBe(mode);
+        if (args.length > 0) expect(st.gid).toBe(4321);
+        expect(await tryConnect(daemon.socket, 4321)).toBe(member);
+        expect(await tryConnect(daemon.socket, 65534)).toBe(outsider);
+      } finally {
+        await daemon.cleanup();
+        fs.rmSync(ctx, { recursive: true, force: true });
+      }
+    }
+  });
+});

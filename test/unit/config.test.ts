@@ -49,7 +49,22 @@ describe('loadDaemonConfig: defaults', () => {
       startSlackMs: 1000,
       logLevel: 'info',
       nodeName: undefined,
+      socketGid: undefined,
     } satisfies DaemonConfig);
+  });
+
+  it('resolves socket_group from a GID or a group name, and reports an unknown group', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-grp-'));
+    try {
+      const groups = path.join(dir, 'group');
+      fs.writeFileSync(groups, 'root:x:0:\nspire:x:1234:agent\n');
+      const env = { HEXR_GROUP_FILE: groups };
+      expect(loadDaemonConfig(['--socket-group', '4321'], env).socketGid).toBe(4321);
+      expect(loadDaemonConfig(['--socket-group', 'spire'], env).socketGid).toBe(1234);
+      expect(() => loadDaemonConfig(['--socket-group', 'nobody-here'], env)).toThrow(/socket_group: "nobody-here" is not a GID or a group/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('has a flag, an env var and a default for every key', () => {
