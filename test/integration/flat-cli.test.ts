@@ -190,7 +190,7 @@ describe.skipIf(skip)('local API socket permissions', () => {
         { uid: 65534, gid, stdio: ['ignore', 'pipe', 'inherit'] },
       );
       let out = '';
-      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
       c.once('exit', () => resolve(out.trim()));
     });
 
