@@ -2,6 +2,7 @@
 //   flat:    one directory (e.g. /tmp/hexr-context), no pod scope.
 //   kubelet: {kubelet_root}/pods/{uid}/volumes/kubernetes.io~empty-dir/{volume}/,
 //            pod UID taken from the path (kubelet controls it, the pod does not).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { normalizePodUid } from '../core/procparse.js';
 
@@ -32,6 +33,11 @@ export interface Layout {
   readonly markerDepth: number;
   /** The context dir for a pod directory name (kubelet) or the one flat dir. */
   dirFor(podDirName?: string): ContextDir | undefined;
+  /**
+   * Context dirs as of now: the flat dir, or one per pod directory listed
+   * under the watch root (whether each exists is for the caller to check).
+   */
+  contextDirs(): ContextDir[];
   /** Classifies a path seen by the watcher. */
   classify(p: string): { dir: ContextDir; name?: string } | undefined;
   /** Should the watcher skip this path entirely (prune before descending)? */
@@ -56,6 +62,7 @@ export function createLayout(cfg: LayoutConfig): Layout {
       watchRoot: root,
       markerDepth: 0,
       dirFor: () => dir,
+      contextDirs: () => [dir],
       classify(p) {
         const abs = path.resolve(p);
         if (abs === root) return { dir };
@@ -97,6 +104,20 @@ export function createLayout(cfg: LayoutConfig): Layout {
     watchRoot: pods,
     markerDepth: 4,
     dirFor,
+    contextDirs() {
+      let names: string[];
+      try {
+        names = fs.readdirSync(pods);
+      } catch {
+        return []; // root gone: the watcher waits for it
+      }
+      const out: ContextDir[] = [];
+      for (const n of names) {
+        const d = dirFor(n);
+        if (d) out.push(d);
+      }
+      return out;
+    },
     classify(p) {
       const s = segs(p);
       if (s === undefined || s.length < 4) return undefined;

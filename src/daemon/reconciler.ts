@@ -205,7 +205,7 @@ export class Reconciler {
       const t0 = performance.now();
       try {
         await this.table.fullResync();
-        for (const dir of this.listContextDirs()) this.resyncDirtyDirs.add(dir.path);
+        for (const dir of this.o.layout.contextDirs()) this.resyncDirtyDirs.add(dir.path);
         for (const rec of this.records.values()) this.resyncDirty.add(rec.path);
         for (const dirPath of this.dirProblems.keys()) this.resyncDirtyDirs.add(dirPath);
         this.retryPending = true;
@@ -231,9 +231,7 @@ export class Reconciler {
   evict(pid: number, cause: 'exited' | 'start_time_changed'): void {
     const m = this.mappings.get(pid);
     if (!m) return;
-    this.unmap(m, cause);
-    const rec = this.records.get(m.markerPath);
-    if (rec) this.setState(rec, 'stale', `mapped process ${cause === 'exited' ? 'exited' : 'was replaced (start time changed)'} (host PID ${pid}); the marker must be rewritten to map again`);
+    this.evictQuiet(m, cause);
     this.publish();
   }
 
@@ -468,7 +466,7 @@ export class Reconciler {
   /** Lists the marker files of a dir (or of every context dir below a path); drops records of vanished ones. */
   private scanDir(p: string, fds: Map<string, number | null>): string[] {
     const c = this.o.layout.classify(p);
-    const dirs = c ? [c.dir] : this.listContextDirs().filter(d => d.path === p || d.path.startsWith(p.endsWith('/') ? p : `${p}/`));
+    const dirs = c ? [c.dir] : this.o.layout.contextDirs().filter(d => d.path === p || d.path.startsWith(p.endsWith('/') ? p : `${p}/`));
     if (!c && p !== this.o.layout.watchRoot) {
       // A pod directory appeared or vanished: forget records under it that are gone.
       for (const r of this.records.values()) if (r.path.startsWith(`${p}/`)) this.dirty.add(r.path);
@@ -486,23 +484,6 @@ export class Reconciler {
         }
       }
       for (const r of this.records.values()) if (r.dir.path === dir.path && !present.has(r.path)) out.push(r.path);
-    }
-    return out;
-  }
-
-  private listContextDirs(): ContextDir[] {
-    const layout = this.o.layout;
-    if (layout.kind === 'flat') return [layout.dirFor() as ContextDir];
-    let names: string[];
-    try {
-      names = fs.readdirSync(layout.watchRoot);
-    } catch {
-      return [];
-    }
-    const out: ContextDir[] = [];
-    for (const n of names) {
-      const d = layout.dirFor(n);
-      if (d) out.push(d);
     }
     return out;
   }

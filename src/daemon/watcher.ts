@@ -103,28 +103,10 @@ export class MarkerWatcher {
     }
   }
 
-  /** Context directories that exist now: the flat root, or each pod's volume directory. */
-  private contextDirs(): string[] {
-    const layout = this.o.layout;
-    if (layout.kind === 'flat') return [layout.watchRoot];
-    let names: string[] = [];
-    try {
-      names = fs.readdirSync(layout.watchRoot);
-    } catch {
-      /* root gone: tick() handles it */
-    }
-    const out: string[] = [];
-    for (const n of names) {
-      const d = layout.dirFor(n);
-      if (d) out.push(d.path);
-    }
-    return out;
-  }
-
   /** Attaches a watcher to every context directory that has none; drops those that are gone. */
   private attachAll(): void {
     const want = new Map<string, string>();
-    for (const d of this.contextDirs()) {
+    for (const { path: d } of this.o.layout.contextDirs()) {
       const ino = this.dirIno(d);
       if (ino !== undefined) want.set(d, ino);
     }
