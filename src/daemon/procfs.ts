@@ -3,6 +3,7 @@
 // (ENOENT/ESRCH): a vanished PID is a normal answer, not an error.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { gone, readSmall } from '../proc-file.js';
 import {
   parseCgroup,
   parseNSpid,
@@ -32,39 +33,6 @@ export interface Procfs {
 
 /** USER_HZ: the unit of /proc/PID/stat times. 100 on every Linux ABI. */
 export const CLK_TCK = 100;
-
-const BUF = Buffer.allocUnsafe(64 * 1024);
-
-function gone(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ESRCH' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM';
-}
-
-/** Reads a small kernel-generated file in one go (proc files report size 0). */
-export function readSmall(file: string): string | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    if (gone(err)) return undefined;
-    throw err;
-  }
-  try {
-    let len = 0;
-    for (;;) {
-      const n = fs.readSync(fd, BUF, len, BUF.length - len, null);
-      if (n === 0) break;
-      len += n;
-      if (len === BUF.length) break;
-    }
-    return BUF.toString('latin1', 0, len);
-  } catch (err) {
-    if (gone(err)) return undefined;
-    throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 export function createProcfs(opts: { root?: string } = {}): Procfs {
   const procDir = path.join(opts.root ?? '/', 'proc');

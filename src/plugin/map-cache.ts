@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { parseNsLink, parseStatStartTime } from '../core/procparse.js';
+import { readSmall } from '../proc-file.js';
 
 interface Entry {
   startTime: string;
@@ -35,25 +36,16 @@ function ownPidNs(): string | undefined {
   }
 }
 
-const BUF = Buffer.allocUnsafe(4096);
-
-/** Field 22 of /proc/PID/stat as a decimal string, or undefined (one open/read/close, no allocation of a file-sized buffer). */
+/** Field 22 of /proc/PID/stat as a decimal string, or undefined (any read error included). */
 export function readStartTime(pid: number, procDir = '/proc'): string | undefined {
-  let fd: number;
+  let text: string | undefined;
   try {
-    fd = fs.openSync(`${procDir}/${pid}/stat`, 'r');
+    text = readSmall(`${procDir}/${pid}/stat`);
   } catch {
     return undefined;
   }
-  try {
-    const n = fs.readSync(fd, BUF, 0, BUF.length, null);
-    const v = parseStatStartTime(BUF.toString('latin1', 0, n));
-    return v === undefined ? undefined : String(v);
-  } catch {
-    return undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
+  const v = text === undefined ? undefined : parseStatStartTime(text);
+  return v === undefined ? undefined : String(v);
 }
 
 export class MapCache {

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLK_TCK, createProcfs, readSmall } from '../../src/daemon/procfs.js';
+import { CLK_TCK, createProcfs } from '../../src/daemon/procfs.js';
+import { readSmall } from '../../src/proc-file.js';
 import { ProcTree, openFdCount } from './support/proc-tree.js';
 
 const UID = '1f2e3d4c-5b6a-4789-9abc-def012345678';
