@@ -2,9 +2,9 @@
 // node's prerequisites and prints one PASS / WARN / FAIL line per check.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { ConfigError, loadDaemonConfig } from '../daemon/config.js';
+import { socketAccepts } from '../daemon/socket-probe.js';
 import type { Env } from './context.js';
 
 type Level = 'PASS' | 'WARN' | 'FAIL';
@@ -20,22 +20,6 @@ function readNum(file: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function connects(socket: string): Promise<boolean> {
-  return new Promise(resolve => {
-    const s = net.connect(socket);
-    s.setTimeout(1000);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 }
 
 export async function doctorCommand(args: string[], env: Env): Promise<number> {
@@ -131,7 +115,7 @@ export async function doctorCommand(args: string[], env: Env): Promise<number> {
     add('WARN', 'socket directory', `${sockDir} is missing or not writable (the daemon creates it if it can)`);
   }
   if (fs.existsSync(cfg.socketPath)) {
-    const ok = await connects(cfg.socketPath);
+    const ok = await socketAccepts(cfg.socketPath);
     const mode = (fs.statSync(cfg.socketPath).mode & 0o777).toString(8);
     add(ok ? 'PASS' : 'FAIL', 'local API socket', ok ? `${cfg.socketPath} accepts connections (mode ${mode})` : `${cfg.socketPath} exists but nothing listens (stale socket?)`);
   } else {

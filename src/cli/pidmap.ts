@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { renderTable, type PidmapRow } from '../daemon/debug-view.js';
 import type { Env } from './context.js';
+import { debugAddr, getJson } from './debug-client.js';
 
 export async function pidmapCommand(args: string[], env: Env): Promise<number> {
   const { values } = parseArgs({
@@ -17,19 +18,17 @@ export async function pidmapCommand(args: string[], env: Env): Promise<number> {
     },
     strict: true,
   });
-  const addr = values.addr ?? env['HEXR_DEBUG_ADDR'] ?? '127.0.0.1:8787';
-  const url = new URL(`http://${addr}/debug/pidmap`);
+  const query = new URLSearchParams();
   for (const k of ['pod', 'role', 'tenant', 'agent'] as const) {
     const v = values[k];
-    if (v !== undefined) url.searchParams.set(k, v);
+    if (v !== undefined) query.set(k, v);
   }
+  const q = query.toString();
   let body: { version: number; count: number; entries: PidmapRow[] };
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    body = (await res.json()) as typeof body;
+    body = await getJson<typeof body>(debugAddr(values.addr, env), `/debug/pidmap${q === '' ? '' : `?${q}`}`);
   } catch (err) {
-    process.stderr.write(`hexr-pid-mapper pidmap: cannot read ${url.href}: ${(err as Error).message}\n(is the daemon running, and is --addr / HEXR_DEBUG_ADDR its debug_addr?)\n`);
+    process.stderr.write(`hexr-pid-mapper pidmap: ${(err as Error).message}\n`);
     return 1;
   }
   if (values.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);

@@ -1,7 +1,6 @@
 // The daemon's local attestation API: hexr.pidmapper.v1.PidMapper on a unix
 // socket, mode 0600 (only root, i.e. the SPIRE agent's plugin, may ask).
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, lookup } from '../protos.js';
@@ -9,22 +8,12 @@ import type { Logger } from '../log.js';
 import { F } from '../log.js';
 import type { Attester } from './attest.js';
 import type { MapFeed, MapUpdateMsg } from './map-feed.js';
+import { socketAccepts } from './socket-probe.js';
 
 type ServiceCtor = grpc.ServiceClientConstructor;
 
 export function pidMapperService(): grpc.ServiceDefinition {
   return lookup<ServiceCtor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper').service;
-}
-
-function probe(socketPath: string): Promise<boolean> {
-  return new Promise(resolve => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 export class LocalApiServer {
@@ -46,7 +35,7 @@ export class LocalApiServer {
   async start(): Promise<void> {
     fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o755 });
     if (fs.existsSync(this.socketPath)) {
-      if (await probe(this.socketPath)) throw new Error(`another process is serving on ${this.socketPath}`);
+      if (await socketAccepts(this.socketPath)) throw new Error(`another process is serving on ${this.socketPath}`);
       fs.rmSync(this.socketPath, { force: true });
     }
     const server = new grpc.Server();

@@ -15,6 +15,15 @@ export interface RestoredBinding {
   readonly startTime: number;
 }
 
+/** A FileIdentity read back from one of our JSON files, or undefined if it is not one. */
+function identityFrom(v: unknown): FileIdentity | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const { dev, ino, size, mtimeMs, ctimeMs } = o;
+  if (typeof dev !== 'number' || typeof ino !== 'number' || typeof size !== 'number' || typeof mtimeMs !== 'number' || typeof ctimeMs !== 'number') return undefined;
+  return { dev, ino, size, mtimeMs, ctimeMs };
+}
+
 export class StateWriter {
   constructor(
     private readonly dir: string,
@@ -93,12 +102,9 @@ export class StateWriter {
     try {
       const list = JSON.parse(fs.readFileSync(this.staleFile, 'utf8')) as unknown;
       if (!Array.isArray(list)) return out;
-      for (const e of list as { markerPath?: unknown; identity?: Record<string, unknown> }[]) {
-        const id = e.identity;
-        if (typeof e.markerPath !== 'string' || !id) continue;
-        const keys = ['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const;
-        if (!keys.every(k => typeof id[k] === 'number')) continue;
-        out.set(e.markerPath, { dev: id['dev'] as number, ino: id['ino'] as number, size: id['size'] as number, mtimeMs: id['mtimeMs'] as number, ctimeMs: id['ctimeMs'] as number });
+      for (const e of list as { markerPath?: unknown; identity?: unknown }[]) {
+        const identity = identityFrom(e?.identity);
+        if (typeof e?.markerPath === 'string' && identity) out.set(e.markerPath, identity);
       }
     } catch {
       /* none yet, or unreadable: start empty */
@@ -119,21 +125,10 @@ export class StateWriter {
       if (!/^\d+\.json$/.test(name)) continue;
       try {
         const d = JSON.parse(fs.readFileSync(path.join(this.dir, name), 'utf8')) as Record<string, unknown>;
-        const id = d['marker_identity'] as Record<string, unknown> | undefined;
-        const nums = [d['host_pid'], d['host_start_time'], id?.['dev'], id?.['ino'], id?.['size'], id?.['mtimeMs'], id?.['ctimeMs']];
-        if (typeof d['marker_path'] !== 'string' || !nums.every(n => typeof n === 'number')) continue;
-        out.push({
-          markerPath: d['marker_path'],
-          hostPid: d['host_pid'] as number,
-          startTime: d['host_start_time'] as number,
-          identity: {
-            dev: id?.['dev'] as number,
-            ino: id?.['ino'] as number,
-            size: id?.['size'] as number,
-            mtimeMs: id?.['mtimeMs'] as number,
-            ctimeMs: id?.['ctimeMs'] as number,
-          },
-        });
+        const identity = identityFrom(d['marker_identity']);
+        const [hostPid, startTime] = [d['host_pid'], d['host_start_time']];
+        if (typeof d['marker_path'] !== 'string' || typeof hostPid !== 'number' || typeof startTime !== 'number' || !identity) continue;
+        out.push({ markerPath: d['marker_path'], hostPid, startTime, identity });
       } catch {
         /* a broken state file is garbage: removed by sweep() */
       }
