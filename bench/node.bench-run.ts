@@ -15,7 +15,7 @@ import { ensureBuilt, MAIN_JS, REPO } from '../test/helpers/build.js';
 import { DaemonProcess } from '../test/helpers/daemon.js';
 import { GO_SKIP, ROOT_SKIP, eventually } from '../test/helpers/env.js';
 import { buildHost, runHost, type BuiltHost } from '../test/helpers/go-host.js';
-import { TestPod, shq } from '../test/helpers/pod.js';
+import { TestPod, childrenOf, nspidOf, shq } from '../test/helpers/pod.js';
 
 const PODS = Number(process.env['HEXR_BENCH_PODS'] ?? 50);
 const PLAIN_PER_POD = Number(process.env['HEXR_BENCH_PLAIN'] ?? 80);
@@ -40,17 +40,6 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.max(0, Math.ceil(p * s.length) - 1)] ?? NaN;
 };
 
-function children(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-function cpidOf(hostPid: number): number {
-  const line = fs.readFileSync(`/proc/${hostPid}/status`, 'utf8').split('\n').find(l => l.startsWith('NSpid:')) ?? '';
-  return Number(line.trim().split(/\s+/).at(-1));
-}
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -108,10 +97,10 @@ describe.skipIf(skip)('benchmarks', () => {
     for (const pod of pods.slice(0, 11)) {
       const sh = await pod.exec('i=0; while [ $i -lt 110 ]; do sleep 100000 & i=$((i+1)); done; wait');
       const kids = await eventually(() => {
-        const k = children(sh.hostPid);
+        const k = childrenOf(sh.hostPid);
         return k.length === 110 ? k : undefined;
       }, 30_000, 'spare processes');
-      for (const k of kids) spare.push([pod, k, cpidOf(k)]);
+      for (const k of kids) spare.push([pod, k, nspidOf(k).at(-1)!]);
     }
     const want = PODS * ROLES_PER_POD;
     await eventually(async () => (await daemon.get<{ mapped: number }>('/debug/status')).mapped >= want, 120_000, `${want} mappings`);

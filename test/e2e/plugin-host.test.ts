@@ -8,6 +8,7 @@ import { ensureBuilt } from '../helpers/build.js';
 import { GO_SKIP, skipNote } from '../helpers/env.js';
 import { buildHost, runHost, type BuiltHost, type HostRun } from '../helpers/go-host.js';
 import { startFakeDaemon, type FakeDaemon } from '../helpers/fake-daemon.js';
+import { alive } from '../helpers/pod.js';
 
 const ALL = [
   'process-role:researcher',
@@ -21,15 +22,6 @@ const ALL = [
 const WRITER = ['process-role:writer', 'agent-name:crew', 'tenant:acme', 'spiffe-path:agent/acme/crew/writer'];
 const PLUGIN_SERVICES = ['spire.plugin.agent.workloadattestor.v1.WorkloadAttestor', 'spire.service.common.config.v1.Config'];
 const PLUGIN_MODULES = new Set(['plugin', 'config', 'attestor', 'init', 'goplugin']);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Unloaded like SPIRE: Deinit OK, Kill graceful within 2 s, process gone, socket gone. */
 function expectCleanUnload(run: HostRun): void {

@@ -19,7 +19,8 @@ export interface PodProcess {
   readonly handle: ChildProcess;
 }
 
-function childrenOf(pid: number): number[] {
+/** Child PIDs of a process (its main thread's children). */
+export function childrenOf(pid: number): number[] {
   try {
     return fs
       .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
@@ -32,7 +33,8 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-function nspidOf(hostPid: number): number[] {
+/** NSpid of a process: its PID in every namespace, outermost first. */
+export function nspidOf(hostPid: number): number[] {
   const line = fs.readFileSync(`/proc/${hostPid}/status`, 'utf8').split('\n').find(l => l.startsWith('NSpid:'));
   return (line ?? '').slice(6).trim().split(/\s+/).map(Number);
 }
@@ -43,6 +45,17 @@ export function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The process has exited: gone, or a zombie its new parent has not reaped yet. */
+export function exited(pid: number): boolean {
+  if (!alive(pid)) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
   }
 }
 
@@ -156,7 +169,7 @@ export class TestPod {
     } catch {
       /* already gone */
     }
-    await eventually(() => !alive(p.hostPid) || fs.readFileSync(`/proc/${p.hostPid}/stat`, 'utf8').split(' ')[2] === 'Z', 5000, 'process exit');
+    await eventually(() => exited(p.hostPid), 5000, 'process exit');
     await eventually(() => p.handle.exitCode !== null || p.handle.signalCode !== null, 5000, 'nsenter exit');
   }
 
