@@ -70,9 +70,14 @@ export type Observation =
       /** What the claim asks for: its role, scoped (scope, tenant, agent, role). */
       readonly role: string;
       /** Rules verdict; required unless needsEvaluation() said no. */
-      readonly evaluation?: Evaluation;
+      readonly evaluation?: Evaluation | undefined;
     })
-  | (ObservationBase & { readonly kind: 'rejected'; readonly reason: string })
+  | (ObservationBase & {
+      readonly kind: 'rejected';
+      readonly reason: string;
+      /** Set when the content was read (and is invalid): the version it is. */
+      readonly key?: string;
+    })
   /** Rejected before the file could be identified (a bad name, a vanished inode). */
   | { readonly kind: 'unidentified'; readonly path: string; readonly reason: string };
 
@@ -116,6 +121,8 @@ export interface ClaimView {
   readonly state: ClaimState;
   readonly reason: string;
   readonly hostPid: number | undefined;
+  /** Waits for processes to change (pending, ambiguous): worth re-evaluating from time to time. */
+  readonly retry?: boolean;
 }
 
 interface Binding {
@@ -264,6 +271,14 @@ export class DecisionCore {
     return this.claims.size;
   }
 
+  /** Every record to persist (a journal compaction). */
+  *records(): IterableIterator<PersistedClaim> {
+    for (const c of this.claims.values()) {
+      const r = this.record(c);
+      if (r) yield r;
+    }
+  }
+
   // ---- inputs ---------------------------------------------------------------------
 
   /** Starts a batch: evaluations observed from now on are fresh. */
@@ -289,7 +304,8 @@ export class DecisionCore {
       // The same file that cannot be read cleanly for now (a hard link, a
       // failed read): a binding is suspended, a stale version stays stale;
       // whether the content changed is decided when it reads cleanly again.
-      if (c.file === obs.file && c.key !== undefined) {
+      const contentChanged = obs.key !== undefined && obs.key !== c.key;
+      if (c.file === obs.file && c.key !== undefined && !contentChanged) {
         if (c.binding) this.suspend(c);
       } else {
         this.endBinding(c, 'marker_changed');
@@ -452,12 +468,12 @@ export class DecisionCore {
     if (c.stale !== undefined) return { state: 'stale', reason: `${c.stale}; the marker must be rewritten to map again`, hostPid: undefined };
     if (c.rejected !== undefined) return { state: 'rejected', reason: c.rejected, hostPid: undefined };
     const ev = c.evaluation;
-    if (ev === undefined) return { state: 'pending', reason: 'not yet evaluated', hostPid: undefined };
+    if (ev === undefined) return { state: 'pending', reason: 'not yet evaluated', hostPid: undefined, retry: true };
     if (ev.passing.length > 1) {
-      return { state: 'conflict', reason: `ambiguous: host PIDs ${ev.passing.map(p => p.pid).join(', ')} all match`, hostPid: undefined };
+      return { state: 'conflict', reason: `ambiguous: host PIDs ${ev.passing.map(p => p.pid).join(', ')} all match`, hostPid: undefined, retry: true };
     }
     const shown = ev.failures.slice(0, 8).join('; ') + (ev.failures.length > 8 ? `; and ${ev.failures.length - 8} more` : '');
-    return { state: 'pending', reason: `no matching process: ${ev.failures.length === 0 ? 'none has its container PID' : shown}`, hostPid: undefined };
+    return { state: 'pending', reason: `no matching process: ${ev.failures.length === 0 ? 'none has its container PID' : shown}`, hostPid: undefined, retry: true };
   }
 
   // ---- bookkeeping ------------------------------------------------------------------
@@ -580,8 +596,13 @@ export class DecisionCore {
   }
 
   private persistLater(c: Claim): void {
-    if (c.key === undefined || c.role === undefined || c.file === undefined) return;
-    this.out.persist.set(c.path, {
+    const r = this.record(c);
+    if (r) this.out.persist.set(c.path, r);
+  }
+
+  private record(c: Claim): PersistedClaim | undefined {
+    if (c.key === undefined || c.role === undefined || c.file === undefined) return undefined;
+    return {
       path: c.path,
       key: c.key,
       file: c.file,
@@ -591,6 +612,6 @@ export class DecisionCore {
       written: c.written,
       bound: c.binding?.cand,
       stale: c.stale !== undefined ? true : undefined,
-    });
+    };
   }
 }

@@ -66,6 +66,15 @@ export function parseBootTime(procStatText: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * First field of /proc/uptime ("350735.47 234388.90"): time since boot
+ * (CLOCK_BOOTTIME, the clock of /proc/PID/stat start times) in centiseconds.
+ */
+export function parseUptimeCs(text: string): bigint | undefined {
+  const m = /^(\d{1,12})\.(\d{2})\s/.exec(text);
+  return m ? BigInt(m[1] as string) * 100n + BigInt(m[2] as string) : undefined;
+}
+
 export interface CgroupInfo {
   /** Pod UID, lower case with '-' separators, when the process is in a kubepods cgroup. */
   readonly podUid?: string;

@@ -13,6 +13,7 @@ import { MapFeed } from './map-feed.js';
 import { createMetrics } from './metrics.js';
 import { createProcfs } from './procfs.js';
 import { Reconciler } from './reconciler.js';
+import { DecisionStore } from './decision-store.js';
 import { StateWriter } from './state-writer.js';
 import { MarkerWatcher } from './watcher.js';
 
@@ -47,6 +48,10 @@ export async function runDaemon(
     // Not fatal: attestation does not need the state files.
     log.error({ [F.err]: (err as Error).message, dir: config.stateDir }, 'state_dir cannot be created; enriched context files will not be written');
   }
+  const store = new DecisionStore(config.stateDir, procfs.bootId(), (err, op) => {
+    metrics.stateWriteErrors.inc();
+    log.error({ [F.module]: 'decision-store', [F.err]: err.message }, `decision journal: ${op} failed; it is removed so that a restart fails safe, and rewritten at the next change`);
+  });
   const reconciler = new Reconciler({
     layout,
     procfs,
@@ -58,6 +63,7 @@ export async function runDaemon(
     livenessIntervalMs: config.livenessIntervalMs,
     resyncIntervalMs: config.resyncIntervalMs,
     state,
+    store,
     nodeName: config.nodeName,
     log,
     metrics,

@@ -19,7 +19,9 @@ export function createMetrics() {
     evictions: new Counter({ name: 'hexr_evictions_total', help: 'Mappings evicted, by cause (exited, start_time_changed, marker_removed, marker_changed)', labelNames: ['cause'], registers: [registry] }),
     resyncDuration: new Histogram({ name: 'hexr_resync_duration_seconds', help: 'Full resync duration', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
     watcherErrors: new Counter({ name: 'hexr_watcher_errors_total', help: 'Errors reported by the file watcher', registers: [registry] }),
-    stateWriteErrors: new Counter({ name: 'hexr_state_write_errors_total', help: 'Enriched context files that could not be written or removed', registers: [registry] }),
+    stateWriteErrors: new Counter({ name: 'hexr_state_write_errors_total', help: 'Enriched context files or decision journal writes that failed', registers: [registry] }),
+    stateCorrupt: new Counter({ name: 'hexr_decision_state_corrupt_total', help: 'Decision journals found corrupt or unreadable at startup (moved aside; the daemon fails safe)', registers: [registry] }),
+    reconcileErrors: new Counter({ name: 'hexr_reconcile_errors_total', help: 'Markers whose reconciliation failed unexpectedly (retried; other markers unaffected)', registers: [registry] }),
   };
   return m;
 }

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gone, readSmall } from '../proc-file.js';
+import { calibrateBootNs, systemClock, type ClockSources } from './boot-clock.js';
 import {
   parseCgroup,
   parseNSpid,
@@ -21,8 +22,12 @@ export interface Procfs {
   readStartTime(pid: number): number | undefined;
   readPidNs(pid: number): number | undefined;
   readCgroup(pid: number): CgroupInfo | undefined;
-  /** Boot time in ms since the epoch (btime of /proc/stat). */
-  bootTimeMs(): number;
+  /** Boot time on the wall clock, ns since the epoch (see boot-clock.ts); calibrated once, then cached. */
+  bootTimeNs(): bigint;
+  /** Calibrates the boot time again (at every resync: follows wall-clock steps). */
+  recalibrate(): void;
+  /** Identity of this boot (sys/kernel/random/boot_id; btime when unreadable). */
+  bootId(): string;
   /** Path of a process's root directory: /proc/PID/root. */
   rootOf(pid: number): string;
   /** The last PID allocated in our PID namespace (sys/kernel/ns_last_pid), if readable. */
@@ -33,10 +38,13 @@ export interface Procfs {
 
 /** USER_HZ: the unit of /proc/PID/stat times. 100 on every Linux ABI. */
 export const CLK_TCK = 100;
+/** One clock tick of /proc/PID/stat, in ns. */
+export const TICK_NS = 1_000_000_000n / BigInt(CLK_TCK);
 
-export function createProcfs(opts: { root?: string } = {}): Procfs {
+export function createProcfs(opts: { root?: string; clock?: ClockSources } = {}): Procfs {
   const procDir = path.join(opts.root ?? '/', 'proc');
-  let bootMs: number | undefined;
+  const clock = opts.clock ?? systemClock(() => readSmall(`${procDir}/uptime`), () => readSmall(`${procDir}/stat`));
+  let bootNs: bigint | undefined;
   return {
     procDir,
     listPids() {
@@ -70,14 +78,18 @@ export function createProcfs(opts: { root?: string } = {}): Procfs {
       const t = readSmall(`${procDir}/${pid}/cgroup`);
       return t === undefined ? undefined : parseCgroup(t);
     },
-    bootTimeMs() {
-      if (bootMs === undefined) {
-        const t = readSmall(`${procDir}/stat`);
-        const b = t === undefined ? undefined : parseBootTime(t);
-        if (b === undefined) throw new Error(`cannot read btime from ${procDir}/stat`);
-        bootMs = b * 1000;
-      }
-      return bootMs;
+    bootTimeNs() {
+      bootNs ??= calibrateBootNs(clock);
+      return bootNs;
+    },
+    recalibrate() {
+      bootNs = calibrateBootNs(clock);
+    },
+    bootId() {
+      const id = readSmall(`${procDir}/sys/kernel/random/boot_id`)?.trim();
+      if (id) return id;
+      const t = readSmall(`${procDir}/stat`);
+      return `btime:${(t === undefined ? undefined : parseBootTime(t)) ?? 'unknown'}`;
     },
     rootOf(pid) {
       return `${procDir}/${pid}/root`;

@@ -1,69 +1,81 @@
-// The reconciler owns all mutable mapping state: marker records, the process
-// table and the mappings. It is the only writer; it publishes immutable PidMap
-// snapshots (see core/pid-map.ts) and nothing else is shared. Work arrives as
-// "dirty" paths (watcher events, resync, retries) and is done in batches, so a
-// burst of markers costs one /proc refresh, not one per marker.
+// The I/O shell around the decision core (core/decision.ts). It owns every
+// piece of mutable daemon state and is its only writer: it reads marker
+// files (secure-fs), applies the mapping rules to candidates (rules.ts),
+// feeds both to the core, persists what the core decided (decision-store.ts)
+// before publishing it (map-publisher.ts), and keeps the enriched context
+// files and metrics in step.
 //
-// Why the mapping can be trusted (see design.md, "Mapping a marker"): the
-// marker's content is attacker input, so it is only ever a claim. A claim is
-// accepted for host PID H only when data the kernel controls agrees: H's
-// innermost PID (NSpid in /proc/H/status), H's pod (the cgroup path in
-// /proc/H/cgroup, which the workload cannot change) matching the pod UID in
-// the marker's directory path (kubelet controls it), H's view of the very same
-// file (device + inode through /proc/H/root, no symlink followed), and H's
-// start time (field 22 of /proc/H/stat), which also pins the mapping to this
-// process and no later one with the same PID number.
+// Work arrives as "dirty" paths (watcher events, resync, retries) and is done
+// in batches, so a burst of markers costs one /proc refresh, not one per
+// marker. A long batch yields every few milliseconds and publishes what it
+// has, observing new files in order of age, so a partial decision never
+// favours a younger claim.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DecisionCore, type Candidate, type ClaimState, type Observation, type Settlement } from '../core/decision.js';
+import { escapeText, unsafeNameReason } from '../core/escape.js';
 import { parseMarkerBytes, type Marker } from '../core/marker.js';
-import { PidMap, type Mapping } from '../core/pid-map.js';
+import type { Mapping, PidMap } from '../core/pid-map.js';
 import { selectorValuesFor } from '../core/selectors.js';
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
+import type { DecisionStore } from './decision-store.js';
+import { explainPid } from './explain.js';
 import type { ContextDir, Layout } from './layout.js';
 import { isMarkerName } from './layout.js';
+import { MapPublisher, type PublishListener } from './map-publisher.js';
 import type { Metrics } from './metrics.js';
-import { CLK_TCK, type Procfs } from './procfs.js';
-import { ProcTable, type Candidate } from './proc-table.js';
-import {
-  UnsafePathError,
-  listDir,
-  openDirNoFollow,
-  readMarkerFile,
-  sameIdentity,
-  statThroughRoot,
-  type FileIdentity,
-} from './secure-fs.js';
-import type { RestoredBinding, StateWriter } from './state-writer.js';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import type { Procfs } from './procfs.js';
+import { ProcTable } from './proc-table.js';
+import { evaluateClaim, type RuleContext } from './rules.js';
+import { UnsafePathError, fileId, listDir, openDirNoFollow, readMarkerFile, type FileIdentity } from './secure-fs.js';
+import type { StateWriter } from './state-writer.js';
 
-export type MarkerState = 'mapped' | 'pending' | 'conflict' | 'rejected' | 'stale';
+export type MarkerState = ClaimState;
 
-function roleKey(scope: string, m: Marker): string {
+export function roleKey(scope: string, m: Marker): string {
   return `${scope}\u0000${m.tenant}\u0000${m.agent_name}\u0000${m.process_role}`;
 }
 
-export interface MarkerRecord {
+interface MarkerRecord {
   readonly path: string;
   readonly name: string;
   readonly dir: ContextDir;
   identity: FileIdentity | undefined;
+  /** Content of the current version, when it parsed. */
   marker: Marker | undefined;
+  key: string | undefined;
   state: MarkerState;
   reason: string;
   hostPid: number | undefined;
-  /** When the record last changed state or content (ms epoch). */
+  /** When the record last changed state (ms epoch). */
   changedAt: number;
+  /** The last attempt to reconcile it threw (retried). */
+  error: string | undefined;
+  /** Why the current version is rejected (logged and counted once per reason). */
+  rejection: string | undefined;
 }
 
+/** One marker as the debug endpoint shows it (snake_case, like every JSON output). */
 export interface MarkerView {
   readonly path: string;
   readonly state: MarkerState;
   readonly reason: string;
   readonly scope: string;
-  readonly podUid: string | undefined;
-  readonly hostPid: number | undefined;
-  readonly marker: Marker | undefined;
-  readonly changedAt: string;
+  readonly pod_uid: string | null;
+  readonly host_pid: number | null;
+  readonly marker: Marker | null;
+  readonly inode: string | null;
+  readonly changed_at: string | null;
+}
+
+/** A role granted to or taken from a process, for the identity history. */
+export interface IdentityChange {
+  readonly kind: 'grant' | 'revoke';
+  readonly mapping: Mapping;
+  readonly inode: string;
+  readonly cause: string;
 }
 
 export interface ReconcilerOptions {
@@ -77,6 +89,7 @@ export interface ReconcilerOptions {
   readonly livenessIntervalMs: number;
   readonly resyncIntervalMs: number;
   readonly state: StateWriter;
+  readonly store: DecisionStore;
   readonly nodeName: string | undefined;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -84,31 +97,28 @@ export interface ReconcilerOptions {
   readonly now?: () => number;
 }
 
-/** Longest stretch of a batch without yielding to the event loop. */
+/** Longest stretch of a batch or a liveness pass without yielding to the event loop. */
 const SLICE_MS = 4;
-
 /** A pending marker is retried often for this long after it changed, then only at resync. */
 const PENDING_HOT_MS = 60_000;
+const tick = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
+
+function digest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('base64url').slice(0, 22);
+}
 
 export class Reconciler {
   private readonly records = new Map<string, MarkerRecord>();
   private readonly dirProblems = new Map<string, string>();
   /** One ContextDir object per directory, shared by its records. */
   private dirs = new Map<string, ContextDir>();
-  private readonly mappings = new Map<number, Mapping>();
-  /** Mapping changes since the last publish (null = removed). */
-  private changes = new Map<number, Mapping | null>();
-  /** scope|tenant|agent|role → host PIDs mapped with it (for exclusive_roles). */
-  private readonly roleHolders = new Map<string, Set<number>>();
-  private readonly pendingPaths = new Set<string>();
-  private readonly conflictPaths = new Set<string>();
-  private readonly stateCounts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
-  private readonly identities = new Map<number, FileIdentity>();
+  private readonly core: DecisionCore;
+  private readonly map = new MapPublisher();
   private readonly table: ProcTable;
-  private readonly restored = new Map<string, RestoredBinding>();
-  /** Marker versions bound to a process that is gone (persisted in state_dir). */
-  private stale = new Map<string, FileIdentity>();
-  private staleDirty = false;
+  private readonly rules: RuleContext;
+  private readonly stateCounts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
+  /** Paths to re-read at every pending retry: pending, ambiguous, or failed. */
+  private readonly retry = new Set<string>();
   /** Paths named by watcher events (a marker may be in flight for them). */
   private readonly dirty = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
@@ -117,8 +127,6 @@ export class Reconciler {
   private readonly resyncDirtyDirs = new Set<string>();
   /** The running batch includes watcher events. */
   private eventBatch = false;
-  private snap: PidMap = PidMap.EMPTY;
-  private changed = false;
   private running = false;
   private scheduled = false;
   private retryPending = false;
@@ -129,12 +137,15 @@ export class Reconciler {
   private readonly now: () => number;
   private readyFlag = false;
   private resyncing: Promise<void> | undefined;
-  private readonly publishListeners: ((m: PidMap, changes: ReadonlyMap<number, Mapping | null>) => void)[] = [];
+  private livenessRun: Promise<void> | undefined;
+  private readonly changeListeners: ((c: IdentityChange) => void)[] = [];
   lastResyncMs = 0;
   resyncCount = 0;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.table = new ProcTable(o.procfs);
+    this.core = new DecisionCore({ exclusiveRoles: o.exclusiveRoles });
+    this.rules = { procfs: o.procfs, table: this.table, containerContextDir: o.containerContextDir, startSlackNs: BigInt(Math.round(o.startSlackMs * 1e6)) };
     this.log = o.log.child({ [F.module]: 'reconciler' });
     this.now = o.now ?? Date.now;
   }
@@ -142,18 +153,26 @@ export class Reconciler {
   // ---- lifecycle ------------------------------------------------------------
 
   async start(): Promise<void> {
-    for (const b of this.o.state.restore()) this.restored.set(b.markerPath, b);
-    this.stale = this.o.state.restoreStale();
-    await this.resync();
-    this.restored.clear();
-    for (const p of [...this.stale.keys()]) {
-      if (!this.records.has(p)) {
-        this.stale.delete(p);
-        this.staleDirty = true;
-      }
+    const loaded = this.o.store.load();
+    const sameBoot = loaded.sameBoot;
+    if (loaded.problem !== undefined) {
+      this.o.metrics.stateCorrupt.inc();
+      this.log.error({ [F.reason]: loaded.problem }, 'decision state unusable: contended roles stay unmapped until resolved (fail safe)');
+    } else if (loaded.lost) {
+      this.log.warn({ file: this.o.store.file }, 'no decision state (first start, or state_dir lost): claims present now have no known order; contended roles stay unmapped until resolved');
+    } else if (loaded.tornTail) {
+      this.log.warn({ file: this.o.store.file }, 'decision journal ends in a torn line (crash mid-append); ignored');
     }
-    this.publish();
-    this.o.state.sweep(new Set(this.mappings.keys()));
+    this.core.restore(loaded.records, {
+      lost: loaded.lost,
+      alive: c => sameBoot && this.o.procfs.readStartTime(c.pid) === c.startTime,
+    });
+    await this.resync();
+    this.core.startupDone();
+    this.settle(new Map());
+    this.o.store.compact(this.core.records());
+    this.map.publish();
+    this.o.state.sweep(new Set([...this.map.values()].map(m => m.hostPid)));
     this.readyFlag = true;
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms);
@@ -161,9 +180,9 @@ export class Reconciler {
       this.timers.push(t);
     };
     every(this.o.resyncIntervalMs, () => void this.resync());
-    every(this.o.livenessIntervalMs, () => this.checkLiveness());
+    every(this.o.livenessIntervalMs, () => void this.checkLiveness());
     every(this.o.pendingRetryMs, () => {
-      if (this.hasHotPending()) {
+      if (this.hasHotRetry()) {
         this.retryPending = true;
         this.schedule();
       }
@@ -179,6 +198,8 @@ export class Reconciler {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.resyncing;
+    await this.livenessRun;
+    this.o.store.close();
     this.releaseWaiters();
   }
 
@@ -187,14 +208,9 @@ export class Reconciler {
   /** A watcher event for a file or directory path. */
   notify(p: string): void {
     const c = this.o.layout.classify(p);
-    if (!c) {
-      // The watch root itself or a pod directory: rescan what is below.
-      this.dirtyDirs.add(p);
-    } else if (c.name === undefined) {
-      this.dirtyDirs.add(c.dir.path);
-    } else {
-      this.dirty.add(path.join(c.dir.path, c.name));
-    }
+    if (!c) this.dirtyDirs.add(p); // the watch root itself or a pod directory: rescan what is below
+    else if (c.name === undefined) this.dirtyDirs.add(c.dir.path);
+    else this.dirty.add(path.join(c.dir.path, c.name));
     this.schedule();
   }
 
@@ -204,12 +220,13 @@ export class Reconciler {
     this.resyncing ??= (async () => {
       const t0 = performance.now();
       try {
+        this.o.procfs.recalibrate();
         await this.table.fullResync();
         for (const dir of this.o.layout.contextDirs()) this.resyncDirtyDirs.add(dir.path);
         for (const rec of this.records.values()) this.resyncDirty.add(rec.path);
         for (const dirPath of this.dirProblems.keys()) this.resyncDirtyDirs.add(dirPath);
         this.retryPending = true;
-        this.checkLiveness(true);
+        await this.checkLiveness();
         await this.runBatches();
         // Forget directories of pods that are gone (no record uses them any more).
         const used = new Map<string, ContextDir>();
@@ -229,21 +246,26 @@ export class Reconciler {
 
   /** Attest found that a mapped PID's start time differs (or it is gone). */
   evict(pid: number, cause: 'exited' | 'start_time_changed'): void {
-    const m = this.mappings.get(pid);
-    if (!m) return;
-    this.evictQuiet(m, cause);
-    this.publish();
+    if (!this.core.holderOf(pid)) return;
+    this.core.processGone(pid, cause === 'exited' ? undefined : -1);
+    this.settle(new Map());
+    this.map.publish();
   }
 
   // ---- outputs ----------------------------------------------------------------
 
   /** Called with each new snapshot, after it is published. */
-  onPublish(l: (m: PidMap, changes: ReadonlyMap<number, Mapping | null>) => void): void {
-    this.publishListeners.push(l);
+  onPublish(l: PublishListener): void {
+    this.map.onPublish(l);
+  }
+
+  /** Called with every grant and revocation of a role, after it is persisted. */
+  onIdentityChange(l: (c: IdentityChange) => void): void {
+    this.changeListeners.push(l);
   }
 
   snapshot(): PidMap {
-    return this.snap;
+    return this.map.snapshot();
   }
 
   /** Is a marker for `pid` possibly in flight, so that Attest should wait a little? */
@@ -252,9 +274,9 @@ export class Reconciler {
     // PIDs (the SPIRE agent's own health checks) must not wait for it.
     if (this.eventBatch || this.dirty.size > 0 || this.dirtyDirs.size > 0) return true;
     let cpid: number | undefined;
-    for (const path of this.pendingPaths) {
-      const rec = this.records.get(path);
-      if (rec === undefined || rec.marker === undefined) continue;
+    for (const p of this.retry) {
+      const rec = this.records.get(p);
+      if (rec?.marker === undefined || rec.state !== 'pending') continue;
       if (cpid === undefined) {
         const ns = this.o.procfs.readNSpid(pid);
         if (ns === undefined) return false;
@@ -290,71 +312,30 @@ export class Reconciler {
       out.push({
         path: r.path,
         state: r.state,
-        reason: r.reason,
+        reason: r.error !== undefined ? `${r.reason} (last attempt failed: ${r.error}; retrying)` : r.reason,
         scope: r.dir.scope,
-        podUid: r.dir.podUid,
-        hostPid: r.hostPid,
-        marker: r.marker,
-        changedAt: new Date(r.changedAt).toISOString(),
+        pod_uid: r.dir.podUid ?? null,
+        host_pid: r.hostPid ?? null,
+        marker: r.marker ?? null,
+        inode: r.identity ? String(r.identity.ino) : null,
+        changed_at: new Date(r.changedAt).toISOString(),
       });
     }
     for (const [p, reason] of this.dirProblems) {
-      out.push({ path: p, state: 'rejected', reason, scope: '', podUid: undefined, hostPid: undefined, marker: undefined, changedAt: '' });
+      out.push({ path: p, state: 'rejected', reason, scope: '', pod_uid: null, host_pid: null, marker: null, inode: null, changed_at: null });
     }
     return out;
   }
 
-  /**
-   * Why `pid` gets the selectors it gets, or none (for /debug/explain). Reads
-   * /proc for this one PID; never used on the Attest path.
-   */
+  /** Why `pid` gets the selectors it gets, or none (for /debug/explain). Never on the Attest path. */
   explain(pid: number): Record<string, unknown> {
-    const pf = this.o.procfs;
-    const startTime = pf.readStartTime(pid);
-    const nspid = pf.readNSpid(pid);
-    const cg = pf.readCgroup(pid);
-    const snap = this.snap;
-    const m = snap.get(pid);
-    const out: Record<string, unknown> = {
-      pid,
-      exists: startTime !== undefined,
-      start_time: startTime ?? null,
-      nspid: nspid ?? null,
-      container_pid: nspid?.[nspid.length - 1] ?? null,
-      pid_namespace: pf.readPidNs(pid) ?? null,
-      pod_uid: cg?.podUid ?? null,
-      container_id: cg?.containerId ?? null,
-      map_version: snap.version,
-    };
-    if (m) {
-      const ok = startTime === m.startTime;
-      out['mapped'] = { marker_path: m.markerPath, start_time: m.startTime, start_time_matches: ok };
-      out['selectors'] = ok ? m.selectors : [];
-      out['verdict'] = ok
-        ? `mapped through ${m.markerPath}`
-        : 'was mapped, but the start time changed (PID reused or exited): Attest answers nothing and evicts';
-      return out;
-    }
-    out['mapped'] = null;
-    out['selectors'] = [];
-    const cpid = nspid?.[nspid.length - 1];
-    const related: Record<string, unknown>[] = [];
-    for (const r of this.records.values()) {
-      if (r.marker === undefined || r.marker.container_pid !== cpid) continue;
-      let check: string | undefined = 'not evaluated';
-      if (startTime !== undefined && nspid !== undefined && r.identity !== undefined) {
-        check = this.checkCandidate(r, r.marker, r.identity, { pid, startTime, nspid }) ?? 'passes every rule';
-      }
-      related.push({ marker_path: r.path, state: r.state, reason: r.reason, this_pid: check });
-    }
-    out['markers_naming_its_container_pid'] = related;
-    out['verdict'] =
-      startTime === undefined
-        ? 'no such process'
-        : related.length === 0
-          ? `no marker names container PID ${cpid ?? '?'}: unknown processes get no selectors`
-          : 'markers name its container PID, but none is mapped to it (see each marker)';
-    return out;
+    return explainPid(pid, {
+      procfs: this.o.procfs,
+      snapshot: this.map.snapshot(),
+      rules: this.rules,
+      claims: () => this.records.values(),
+      writtenAt: (p, key, ctimeNs) => this.core.writtenAt(p, key, ctimeNs),
+    });
   }
 
   get processCount(): number {
@@ -378,7 +359,7 @@ export class Reconciler {
     try {
       while (!this.closed && (this.hasWork() || this.retryPending)) {
         await this.runOneBatch();
-        await new Promise<void>(resolve => setImmediate(resolve));
+        await tick();
       }
     } catch (err) {
       this.log.error({ [F.err]: err }, 'reconcile batch failed');
@@ -398,16 +379,11 @@ export class Reconciler {
     return this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.resyncDirty.size > 0 || this.resyncDirtyDirs.size > 0;
   }
 
-  /**
-   * One batch: one /proc refresh, then every queued marker. Long batches (a
-   * resync of thousands of markers) yield to the event loop every few
-   * milliseconds and publish what they have so far, so Attest never waits
-   * behind them.
-   */
+  /** One batch: one /proc refresh, then every queued marker, then the decision. */
   private async runOneBatch(): Promise<void> {
     this.eventBatch = this.dirty.size > 0 || this.dirtyDirs.size > 0;
     const dirs = [...this.dirtyDirs, ...this.resyncDirtyDirs];
-    const files = [...this.dirty, ...this.resyncDirty];
+    const wanted = new Set([...this.dirty, ...this.resyncDirty]);
     this.dirtyDirs.clear();
     this.dirty.clear();
     this.resyncDirtyDirs.clear();
@@ -415,32 +391,55 @@ export class Reconciler {
     if (this.retryPending) {
       this.retryPending = false;
       const hot = this.now() - PENDING_HOT_MS;
-      for (const p of this.pendingPaths) if ((this.records.get(p)?.changedAt ?? 0) >= hot) files.push(p);
-      for (const p of this.conflictPaths) files.push(p);
+      for (const p of this.retry) if ((this.records.get(p)?.changedAt ?? 0) >= hot) wanted.add(p);
     }
+    this.core.beginBatch();
     this.table.refresh();
     const fds = new Map<string, number | null>();
     try {
-      const wanted = new Set(files);
       for (const d of dirs) for (const f of this.scanDir(d, fds)) wanted.add(f);
-      // Deterministic order: older marker versions first, so "the earlier mapping stands".
-      const ordered = [...wanted].sort();
+      const ordered = wanted.size > 64 ? this.byAge(wanted, fds) : [...wanted];
       let slice = performance.now();
       for (let i = 0; i < ordered.length; i++) {
         this.reconcileFile(ordered[i] as string, fds);
         if ((i & 63) === 63 && performance.now() - slice > SLICE_MS) {
-          this.publish();
+          this.settle(fds);
+          this.map.publish();
           this.releaseWaiters();
-          await new Promise<void>(resolve => setImmediate(resolve));
+          await tick();
           if (this.closed) break;
           slice = performance.now();
         }
       }
+      this.settle(fds);
     } finally {
       for (const fd of fds.values()) if (fd !== null) fs.closeSync(fd);
       this.eventBatch = false;
     }
-    this.publish();
+    this.map.publish();
+  }
+
+  /**
+   * Orders a large batch by ctime, oldest first: a batch that publishes as it
+   * goes must never let a younger new claim be decided before an older one.
+   */
+  private byAge(paths: Set<string>, fds: Map<string, number | null>): string[] {
+    const keyed: [bigint, string][] = [];
+    for (const p of paths) {
+      let ns = -1n;
+      const c = this.o.layout.classify(p);
+      const fd = c?.name !== undefined ? this.dirFd(this.internDir(c.dir), fds) : null;
+      if (fd !== null && c?.name !== undefined) {
+        try {
+          ns = fs.lstatSync(`/proc/self/fd/${fd}/${c.name}`, { bigint: true }).ctimeNs;
+        } catch {
+          /* gone or unreadable: first, it is dealt with quickly */
+        }
+      }
+      keyed.push([ns, p]);
+    }
+    keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return keyed.map(k => k[1]);
   }
 
   /** Opens a context dir safely, caching the fd for this batch (null: gone or unsafe). */
@@ -454,7 +453,7 @@ export class Reconciler {
     } catch (err) {
       if (!(err instanceof UnsafePathError)) throw err;
       if (this.dirProblems.get(dir.path) === undefined) {
-        this.log.warn({ [F.markerPath]: dir.path, [F.reason]: err.reason }, 'context directory rejected');
+        this.log.warn({ [F.markerPath]: escapeText(dir.path), [F.reason]: err.reason }, 'context directory rejected');
         this.o.metrics.rejections.inc({ reason: err.reason });
       }
       this.dirProblems.set(dir.path, `${err.reason}: ${err.message}`);
@@ -463,16 +462,17 @@ export class Reconciler {
     return fd;
   }
 
-  /** Lists the marker files of a dir (or of every context dir below a path); drops records of vanished ones. */
+  /** Lists the marker files of a dir (or of every context dir below a path); queues records of vanished ones. */
   private scanDir(p: string, fds: Map<string, number | null>): string[] {
     const c = this.o.layout.classify(p);
     const dirs = c ? [c.dir] : this.o.layout.contextDirs().filter(d => d.path === p || d.path.startsWith(p.endsWith('/') ? p : `${p}/`));
     if (!c && p !== this.o.layout.watchRoot) {
-      // A pod directory appeared or vanished: forget records under it that are gone.
+      // A pod directory appeared or vanished: look again at records under it.
       for (const r of this.records.values()) if (r.path.startsWith(`${p}/`)) this.dirty.add(r.path);
     }
     const out: string[] = [];
-    for (const dir of dirs) {
+    for (const d of dirs) {
+      const dir = this.internDir(d);
       const fd = this.dirFd(dir, fds);
       const present = new Set<string>();
       if (fd !== null) {
@@ -480,7 +480,8 @@ export class Reconciler {
           if (!isMarkerName(ent.name)) continue;
           const f = path.join(dir.path, ent.name);
           present.add(f);
-          out.push(f);
+          if (ent.valid) out.push(f);
+          else this.observe(this.recordFor(f, ent.name, dir), { kind: 'unidentified', path: f, reason: 'bad-name: file name is not valid UTF-8' });
         }
       }
       for (const r of this.records.values()) if (r.dir.path === dir.path && !present.has(r.path)) out.push(r.path);
@@ -497,191 +498,177 @@ export class Reconciler {
     return d;
   }
 
-  private reconcileFile(file: string, fds: Map<string, number | null>): void {
-    const classified = this.o.layout.classify(file);
-    if (!classified || classified.name === undefined) return;
-    const c = { dir: this.internDir(classified.dir), name: classified.name };
-    const rec = this.records.get(file);
-    const fd = this.dirFd(c.dir, fds);
-    if (fd === null) {
-      if (rec) this.dropRecord(rec, 'marker_removed');
-      return;
-    }
-    const read = readMarkerFile(fd, c.name, this.o.markerMaxBytes, rec?.identity);
-    if (read.kind === 'gone') {
-      if (rec) this.dropRecord(rec, 'marker_removed');
-      return;
-    }
-    const r: MarkerRecord =
-      rec ??
-      ({
-        path: file,
-        name: c.name,
-        dir: c.dir,
-        identity: undefined,
-        marker: undefined,
-        state: 'pending',
-        reason: 'new',
-        hostPid: undefined,
-        changedAt: this.now(),
-      } satisfies MarkerRecord);
-    if (!rec) {
+  private recordFor(file: string, name: string, dir: ContextDir): MarkerRecord {
+    let r = this.records.get(file);
+    if (!r) {
+      r = { path: file, name, dir, identity: undefined, marker: undefined, key: undefined, state: 'pending', reason: 'new', hostPid: undefined, changedAt: this.now(), error: undefined, rejection: undefined };
       this.records.set(file, r);
       this.stateCounts.pending++;
-      this.pendingPaths.add(file);
     }
+    return r;
+  }
 
+  private reconcileFile(file: string, fds: Map<string, number | null>): void {
+    try {
+      this.readAndObserve(file, fds);
+      const r = this.records.get(file);
+      if (r?.error !== undefined) {
+        r.error = undefined;
+        this.updateRetry(r);
+      }
+    } catch (err) {
+      // One marker that fails must not cost the others anything: its decision
+      // state is left as it was, and it is retried with the pending markers.
+      const r = this.records.get(file);
+      const msg = err instanceof Error ? err.message : String(err);
+      this.o.metrics.reconcileErrors.inc();
+      if (r?.error === undefined) this.log.error({ [F.markerPath]: escapeText(file), [F.err]: msg }, 'reconciling a marker failed; retrying');
+      if (r) {
+        r.error = msg;
+        r.changedAt = this.now();
+        this.retry.add(r.path);
+      }
+    }
+  }
+
+  private readAndObserve(file: string, fds: Map<string, number | null>): void {
+    const classified = this.o.layout.classify(file);
+    if (!classified || classified.name === undefined) return;
+    const dir = this.internDir(classified.dir);
+    const name = classified.name;
+    const rec = this.records.get(file);
+    const fd = this.dirFd(dir, fds);
+    if (fd === null) return this.drop(file);
+    const bad = unsafeNameReason(name);
+    if (bad !== undefined) {
+      try {
+        fs.lstatSync(`/proc/self/fd/${fd}/${name}`);
+      } catch {
+        return this.drop(file);
+      }
+      return this.observe(this.recordFor(file, name, dir), { kind: 'unidentified', path: file, reason: bad });
+    }
+    const read = readMarkerFile(fd, name, this.o.markerMaxBytes, rec?.identity);
+    if (read.kind === 'gone') return this.drop(file);
+    const r = rec ?? this.recordFor(file, name, dir);
     if (read.kind === 'unchanged') {
-      if (r.state === 'pending' || r.state === 'conflict') this.match(r);
+      if (r.marker !== undefined && r.key !== undefined && this.core.needsEvaluation(file, r.key)) this.observeValid(r, r.marker, r.key, read.identity);
       return;
     }
-    if (read.kind === 'rejected') {
-      this.reject(r, read.reason, read.identity);
-      return;
-    }
-    const parsed = parseMarkerBytes(read.bytes, this.o.markerMaxBytes);
-    const prevIdentity = r.identity;
     r.identity = read.identity;
+    if (read.kind === 'rejected') {
+      r.marker = undefined;
+      return this.observe(
+        r,
+        read.identity ? { kind: 'rejected', path: file, file: fileId(read.identity), ctimeNs: read.identity.ctimeNs, reason: read.reason } : { kind: 'unidentified', path: file, reason: read.reason },
+      );
+    }
+    const key = `${fileId(read.identity)}|${digest(read.bytes)}`;
+    const parsed = parseMarkerBytes(read.bytes, this.o.markerMaxBytes);
     if (!parsed.ok) {
-      this.reject(r, parsed.reason, read.identity);
-      return;
+      r.marker = undefined;
+      r.key = key;
+      return this.observe(r, { kind: 'rejected', path: file, file: fileId(read.identity), ctimeNs: read.identity.ctimeNs, reason: parsed.reason, key });
     }
-    const sameContent = r.marker !== undefined && JSON.stringify(r.marker) === JSON.stringify(parsed.marker);
     r.marker = parsed.marker;
-    if (!sameIdentity(prevIdentity, read.identity)) r.changedAt = this.now();
-    this.match(r, sameContent);
+    r.key = key;
+    this.observeValid(r, parsed.marker, key, read.identity);
   }
 
-  private reject(r: MarkerRecord, reason: string, identity: FileIdentity | undefined): void {
-    if (r.hostPid !== undefined) this.unmapRecord(r, 'marker_changed');
-    r.identity = identity;
-    r.marker = undefined;
-    if (r.state !== 'rejected' || r.reason !== reason) {
-      this.log.warn({ [F.markerPath]: r.path, [F.reason]: reason }, 'marker rejected');
-      this.o.metrics.rejections.inc({ reason: reason.split(':')[0] as string });
+  private observeValid(r: MarkerRecord, marker: Marker, key: string, identity: FileIdentity): void {
+    const obs: Observation = {
+      kind: 'valid',
+      path: r.path,
+      file: fileId(identity),
+      ctimeNs: identity.ctimeNs,
+      key,
+      role: roleKey(r.dir.scope, marker),
+      evaluation: this.core.needsEvaluation(r.path, key)
+        ? evaluateClaim(this.rules, { dir: r.dir, name: r.name, marker, identity, writtenNs: this.core.writtenAt(r.path, key, identity.ctimeNs) })
+        : undefined,
+    };
+    this.observe(r, obs);
+  }
+
+  private observe(r: MarkerRecord, obs: Observation): void {
+    const rejection = obs.kind === 'valid' ? undefined : obs.reason;
+    if (rejection !== undefined && rejection !== r.rejection) {
+      this.log.warn({ [F.markerPath]: escapeText(r.path), [F.reason]: rejection }, 'marker rejected');
+      this.o.metrics.rejections.inc({ reason: rejection.split(':')[0] as string });
     }
-    this.setState(r, 'rejected', reason);
+    r.rejection = rejection;
+    this.core.observe(obs);
   }
 
-  /**
-   * Applies the four rules of the design to every process whose innermost PID
-   * is the marker's container_pid; maps on exactly one survivor.
-   */
-  private match(r: MarkerRecord, sameContent = false): void {
+  private drop(file: string): void {
+    const r = this.records.get(file);
+    if (!r) return;
+    this.core.remove(file);
+    this.records.delete(file);
+    this.stateCounts[r.state]--;
+    this.retry.delete(file);
+  }
+
+  // ---- applying decisions -------------------------------------------------------
+
+  /** Settles the core, persists, then applies; re-checks what the core asks for. */
+  private settle(fds: Map<string, number | null>): void {
+    for (let round = 0; round < 16; round++) {
+      const s = this.core.settle();
+      this.o.store.append(s.persist, { count: this.core.size, all: () => this.core.records() });
+      this.apply(s);
+      if (s.recheck.length === 0) return;
+      for (const p of s.recheck) this.reconcileFile(p, fds);
+    }
+  }
+
+  private apply(s: Settlement): void {
+    for (const u of s.unbound) {
+      const m = this.map.remove(u.cand.pid, u.path);
+      if (!m) continue;
+      this.o.state.remove(m.hostPid);
+      this.o.metrics.evictions.inc({ cause: u.cause });
+      this.log.info({ [F.markerPath]: escapeText(u.path), [F.hostPid]: u.cand.pid, [F.reason]: u.cause }, 'mapping removed');
+      this.emit('revoke', m, u.cause);
+    }
+    for (const u of s.suspended) {
+      const m = this.map.remove(u.cand.pid, u.path);
+      if (!m) continue;
+      this.o.state.remove(m.hostPid);
+      this.o.metrics.evictions.inc({ cause: 'marker_unreadable' });
+      this.log.warn({ [F.markerPath]: escapeText(u.path), [F.hostPid]: u.cand.pid }, 'mapping suspended: the marker cannot be read cleanly; the role stays reserved for this process');
+      this.emit('revoke', m, 'marker_unreadable');
+    }
+    for (const b of s.bound) this.mapOne(b.path, b.cand, b.restored ? 'restored' : 'granted');
+    for (const b of s.resumed) this.mapOne(b.path, b.cand, 'resumed');
+    for (const [p, v] of s.states) {
+      const r = this.records.get(p);
+      if (!r) continue;
+      if (r.state !== v.state) {
+        this.stateCounts[r.state]--;
+        this.stateCounts[v.state]++;
+        r.changedAt = this.now();
+      }
+      r.state = v.state;
+      r.reason = v.reason;
+      r.hostPid = v.hostPid;
+      this.updateRetry(r);
+    }
+    for (const [state, n] of Object.entries(this.stateCounts)) this.o.metrics.markers.set({ state }, n);
+    this.o.metrics.mapSize.set(this.map.size);
+  }
+
+  private updateRetry(r: MarkerRecord): void {
+    const v = this.core.view(r.path);
+    if (r.error !== undefined || v?.retry) this.retry.add(r.path);
+    else this.retry.delete(r.path);
+  }
+
+  private mapOne(p: string, cand: Candidate, cause: string): void {
+    const r = this.records.get(p);
+    if (!r?.marker || !r.identity) return;
+    const pf = this.o.procfs;
     const m = r.marker;
-    const identity = r.identity;
-    if (m === undefined || identity === undefined) return;
-
-    // A marker version restored from the previous run's state: same binding or stale.
-    const restored = this.restored.get(r.path);
-    if (restored) {
-      this.restored.delete(r.path);
-      if (sameIdentity(restored.identity, identity)) {
-        const now = this.o.procfs.readStartTime(restored.hostPid);
-        if (now !== restored.startTime) {
-          if (r.hostPid !== undefined) this.unmapRecord(r, 'exited');
-          this.setState(r, 'stale', `mapped process exited while the daemon was down (host PID ${restored.hostPid}); the marker must be rewritten to map again`);
-          return;
-        }
-      }
-    }
-
-    const staleId = this.stale.get(r.path);
-    if (staleId !== undefined) {
-      if (sameIdentity(staleId, identity)) {
-        this.setState(r, 'stale', r.state === 'stale' ? r.reason : 'the process this marker version was mapped to is gone; the marker must be rewritten to map again');
-        return;
-      }
-      this.stale.delete(r.path);
-      this.staleDirty = true;
-    }
-
-    const failures: string[] = [];
-    const passing: Candidate[] = [];
-    let cands: Candidate[];
-    for (let attempt = 0; attempt < 2; attempt++) {
-      failures.length = 0;
-      passing.length = 0;
-      const otherPods: [number, string | null][] = [];
-      cands = this.table.candidates(m.container_pid, r.dir.podUid, otherPods);
-      for (const [pid, pod] of otherPods) failures.push(`host PID ${pid}: pod ${pod ?? 'none'} is not the marker's pod ${r.dir.podUid ?? ''}`);
-      for (const cand of cands) {
-        const why = this.checkCandidate(r, m, identity, cand);
-        if (why === undefined) passing.push(cand);
-        else failures.push(`host PID ${cand.pid}: ${why}`);
-      }
-      // Nothing found after a probe-only refresh: list /proc once and look again
-      // (a process can be allocated a PID a moment before it shows in /proc).
-      if (passing.length > 0 || !this.table.lastWasProbe) break;
-      this.table.refreshFull();
-    }
-
-    const current = r.hostPid !== undefined ? this.mappings.get(r.hostPid) : undefined;
-    if (passing.length !== 1) {
-      if (current) this.unmapRecord(r, 'marker_changed');
-      if (passing.length === 0) {
-        const shown = failures.slice(0, 8).join('; ') + (failures.length > 8 ? `; and ${failures.length - 8} more` : '');
-        const why = failures.length === 0 ? `no process with container PID ${m.container_pid}` : shown;
-        this.setState(r, 'pending', `no matching process: ${why}`);
-      } else {
-        this.setState(r, 'conflict', `ambiguous: host PIDs ${passing.map(p => p.pid).join(', ')} all match`);
-      }
-      return;
-    }
-    const winner = passing[0] as Candidate;
-    if (current && current.hostPid === winner.pid && current.startTime === winner.startTime) {
-      if (sameContent) {
-        this.identities.set(current.hostPid, identity);
-        return; // rewritten with the same content by the same process: nothing changes
-      }
-      this.unmapRecord(r, 'marker_changed');
-    } else if (current) {
-      this.unmapRecord(r, 'marker_changed');
-    }
-
-    const holder = this.mappings.get(winner.pid);
-    if (holder && holder.markerPath !== r.path) {
-      this.setState(r, 'conflict', `host PID ${winner.pid} already holds role ${holder.marker.process_role} via ${holder.markerPath}`);
-      return;
-    }
-    if (this.o.exclusiveRoles) {
-      for (const pid of this.roleHolders.get(roleKey(r.dir.scope, m)) ?? []) {
-        const other = this.mappings.get(pid);
-        if (other && other.markerPath !== r.path) {
-          this.setState(r, 'conflict', `role ${m.process_role} already held by live host PID ${other.hostPid} via ${other.markerPath} (exclusive_roles)`);
-          return;
-        }
-      }
-    }
-    this.map(r, m, identity, winner);
-  }
-
-  /** Rules 2-4 (+ writer-started-before-write) for one candidate; undefined when it passes. */
-  private checkCandidate(r: MarkerRecord, m: Marker, identity: FileIdentity, cand: Candidate): string | undefined {
-    const pf = this.o.procfs;
-    if (r.dir.podUid !== undefined) {
-      const cg = pf.readCgroup(cand.pid);
-      if (cg?.podUid !== r.dir.podUid) return `pod ${cg?.podUid ?? 'none'} is not the marker's pod ${r.dir.podUid}`;
-    }
-    if (m.process_start_time !== undefined && m.process_start_time !== cand.startTime) {
-      return `start time ${cand.startTime} differs from the marker's ${m.process_start_time}`;
-    }
-    if (m.pid_namespace !== undefined) {
-      const ns = pf.readPidNs(cand.pid);
-      if (ns !== m.pid_namespace) return `PID namespace ${ns ?? 'unknown'} differs from the marker's ${m.pid_namespace}`;
-    }
-    const startedAt = pf.bootTimeMs() + (cand.startTime * 1000) / CLK_TCK;
-    if (startedAt > identity.ctimeMs + this.o.startSlackMs) {
-      return 'process started after the marker was written (cannot be its writer)';
-    }
-    const seen = statThroughRoot(pf.rootOf(cand.pid), this.o.containerContextDir, r.name);
-    if ('problem' in seen) return seen.problem;
-    if (seen.dev !== identity.dev || seen.ino !== identity.ino) return 'sees a different file at the marker path';
-    return undefined;
-  }
-
-  private map(r: MarkerRecord, m: Marker, identity: FileIdentity, cand: Candidate): void {
-    const pf = this.o.procfs;
     const cg = pf.readCgroup(cand.pid);
     const podUid = r.dir.podUid ?? cg?.podUid;
     const containerId = cg?.containerId;
@@ -698,118 +685,72 @@ export class Reconciler {
       mappedAt: this.now(),
       selectors: Object.freeze(selectorValuesFor({ ...m, podUid, containerId })),
     });
-    this.mappings.set(cand.pid, mapping);
-    this.changes.set(cand.pid, mapping);
-    const key = roleKey(mapping.scope, m);
-    let holders = this.roleHolders.get(key);
-    if (!holders) this.roleHolders.set(key, (holders = new Set()));
-    holders.add(cand.pid);
-    this.identities.set(cand.pid, identity);
-    r.hostPid = cand.pid;
-    this.changed = true;
-    this.setState(r, 'mapped', `mapped to host PID ${cand.pid}`);
-    this.o.state.write(mapping, identity, this.o.nodeName);
+    this.map.set(mapping);
+    this.o.state.write(mapping, fileId(r.identity), this.o.nodeName);
     this.log.info(
-      { [F.markerPath]: r.path, [F.hostPid]: cand.pid, [F.containerPid]: m.container_pid, [F.role]: m.process_role, [F.podUid]: podUid },
+      { [F.markerPath]: escapeText(r.path), [F.hostPid]: cand.pid, [F.containerPid]: m.container_pid, [F.role]: m.process_role, [F.podUid]: podUid, [F.reason]: cause },
       'marker mapped',
     );
+    this.emit('grant', mapping, cause);
   }
 
-  private unmap(m: Mapping, cause: string): void {
-    if (this.mappings.get(m.hostPid) !== m) return;
-    this.mappings.delete(m.hostPid);
-    this.changes.set(m.hostPid, null);
-    const key = roleKey(m.scope, m.marker);
-    const holders = this.roleHolders.get(key);
-    holders?.delete(m.hostPid);
-    if (holders?.size === 0) this.roleHolders.delete(key);
-    this.identities.delete(m.hostPid);
-    this.changed = true;
-    this.o.state.remove(m.hostPid);
-    this.o.metrics.evictions.inc({ cause });
-    const rec = this.records.get(m.markerPath);
-    if (rec && rec.hostPid === m.hostPid) rec.hostPid = undefined;
-    this.log.info({ [F.markerPath]: m.markerPath, [F.hostPid]: m.hostPid, [F.reason]: cause }, 'mapping removed');
-    // A role or PID was freed: markers waiting in conflict may now map.
-    for (const p of this.conflictPaths) this.dirty.add(p);
-    if (this.dirty.size > 0) this.schedule();
-  }
-
-  private unmapRecord(r: MarkerRecord, cause: string): void {
-    const m = r.hostPid !== undefined ? this.mappings.get(r.hostPid) : undefined;
-    if (m && m.markerPath === r.path) this.unmap(m, cause);
-    r.hostPid = undefined;
-  }
-
-  private dropRecord(r: MarkerRecord, cause: string): void {
-    this.unmapRecord(r, cause);
-    this.records.delete(r.path);
-    this.stateCounts[r.state]--;
-    this.pendingPaths.delete(r.path);
-    this.conflictPaths.delete(r.path);
-    if (this.stale.delete(r.path)) this.staleDirty = true;
-  }
-
-  private setState(r: MarkerRecord, state: MarkerState, reason: string): void {
-    if (r.state !== state) {
-      r.changedAt = this.now();
-      this.stateCounts[r.state]--;
-      this.stateCounts[state]++;
-      if (r.state === 'pending') this.pendingPaths.delete(r.path);
-      if (r.state === 'conflict') this.conflictPaths.delete(r.path);
-      if (state === 'pending') this.pendingPaths.add(r.path);
-      if (state === 'conflict') this.conflictPaths.add(r.path);
+  private emit(kind: IdentityChange['kind'], mapping: Mapping, cause: string): void {
+    if (this.changeListeners.length === 0) return;
+    const r = this.records.get(mapping.markerPath);
+    const c: IdentityChange = { kind, mapping, inode: r?.identity ? String(r.identity.ino) : '', cause };
+    for (const l of this.changeListeners) {
+      try {
+        l(c);
+      } catch (err) {
+        this.log.error({ [F.err]: String(err) }, 'identity change listener failed');
+      }
     }
-    if (state === 'stale' && r.identity !== undefined) {
-      this.stale.set(r.path, r.identity);
-      this.staleDirty = true;
-    } else if (state !== 'stale' && this.stale.delete(r.path)) {
-      this.staleDirty = true;
-    }
-    r.state = state;
-    r.reason = reason;
   }
 
-  private hasHotPending(): boolean {
+  private hasHotRetry(): boolean {
     const hot = this.now() - PENDING_HOT_MS;
-    for (const p of this.pendingPaths) if ((this.records.get(p)?.changedAt ?? 0) >= hot) return true;
+    for (const p of this.retry) if ((this.records.get(p)?.changedAt ?? 0) >= hot) return true;
     return false;
   }
 
-  /** Evicts mappings whose process exited or whose PID now belongs to another process. */
-  private checkLiveness(quiet = false): void {
-    let evicted = 0;
-    for (const m of [...this.mappings.values()]) {
-      const st = this.o.procfs.readStartTime(m.hostPid);
-      if (st === m.startTime) continue;
-      const cause = st === undefined ? 'exited' : 'start_time_changed';
-      this.evictQuiet(m, cause);
-      evicted++;
+  /**
+   * Evicts bindings whose process exited or whose PID now belongs to another
+   * process. Yields every few milliseconds, like a batch.
+   */
+  private checkLiveness(): Promise<void> {
+    if (!this.livenessRun) {
+      const run = this.livenessPass();
+      this.livenessRun = run;
+      void run.finally(() => {
+        if (this.livenessRun === run) this.livenessRun = undefined;
+      });
     }
-    if (evicted > 0) this.publish();
-    if (evicted > 0 && !quiet) this.log.debug({ evicted }, 'liveness check evicted mappings');
+    return this.livenessRun;
   }
 
-  private evictQuiet(m: Mapping, cause: 'exited' | 'start_time_changed'): void {
-    this.unmap(m, cause);
-    const rec = this.records.get(m.markerPath);
-    if (rec) {
-      this.setState(rec, 'stale', `mapped process ${cause === 'exited' ? 'exited' : 'was replaced (start time changed)'} (host PID ${m.hostPid}); the marker must be rewritten to map again`);
+  private async livenessPass(): Promise<void> {
+    let slice = performance.now();
+    let gone = 0;
+    let i = 0;
+    const flush = (): void => {
+      if (gone === 0) return;
+      this.settle(new Map());
+      this.map.publish();
+      gone = 0;
+    };
+    for (const [, cand] of [...this.core.bindings()]) {
+      const st = this.o.procfs.readStartTime(cand.pid);
+      if (st !== cand.startTime) {
+        this.core.processGone(cand.pid, st);
+        gone++;
+      }
+      if ((++i & 255) === 0 && performance.now() - slice > SLICE_MS) {
+        flush();
+        await tick();
+        if (this.closed) return;
+        slice = performance.now();
+      }
     }
-  }
-
-  private publish(): void {
-    if (this.staleDirty) {
-      this.staleDirty = false;
-      this.o.state.writeStale(this.stale);
-    }
-    for (const [state, n] of Object.entries(this.stateCounts)) this.o.metrics.markers.set({ state }, n);
-    this.o.metrics.mapSize.set(this.mappings.size);
-    if (!this.changed) return;
-    this.changed = false;
-    const changes = this.changes;
-    this.changes = new Map();
-    this.snap = this.snap.next(changes, this.mappings);
-    for (const l of this.publishListeners) l(this.snap, changes);
+    flush();
   }
 }

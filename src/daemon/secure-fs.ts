@@ -6,6 +6,7 @@
 // with ELOOP (or ENOTDIR), and a component swapped after it was opened cannot
 // redirect later steps: /proc/self/fd/N names the directory we hold, not a path.
 import * as fs from 'node:fs';
+import { decodeName } from '../core/escape.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY } = fs.constants;
 
@@ -19,12 +20,19 @@ export class UnsafePathError extends Error {
   }
 }
 
+/**
+ * What the kernel says about a file, to the nanosecond. Device, inode and
+ * birth time name the file for its whole life (a workload cannot set any of
+ * them; the birth time tells a reused inode number apart); ctime moves on
+ * every change, content or metadata, and cannot be set back.
+ */
 export interface FileIdentity {
-  readonly dev: number;
-  readonly ino: number;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly birthNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly mtimeNs: bigint;
   readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
 }
 
 export function sameIdentity(a: FileIdentity | undefined, b: FileIdentity | undefined): boolean {
@@ -33,14 +41,20 @@ export function sameIdentity(a: FileIdentity | undefined, b: FileIdentity | unde
     b !== undefined &&
     a.dev === b.dev &&
     a.ino === b.ino &&
+    a.birthNs === b.birthNs &&
     a.size === b.size &&
-    a.mtimeMs === b.mtimeMs &&
-    a.ctimeMs === b.ctimeMs
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
   );
 }
 
-function identityOf(st: fs.Stats): FileIdentity {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+/** The file's identity for its whole life: device, inode, birth time. */
+export function fileId(id: FileIdentity): string {
+  return `${id.dev}:${id.ino}:${id.birthNs}`;
+}
+
+function identityOf(st: fs.BigIntStats): FileIdentity {
+  return { dev: st.dev, ino: st.ino, birthNs: st.birthtimeNs, ctimeNs: st.ctimeNs, mtimeNs: st.mtimeNs, size: Number(st.size) };
 }
 
 function code(err: unknown): string | undefined {
@@ -89,9 +103,13 @@ export function openDirNoFollow(base: string, components: readonly string[]): nu
   return fd;
 }
 
-/** Names of the entries of an open directory. */
-export function listDir(dirFd: number): fs.Dirent[] {
-  return fs.readdirSync(`/proc/self/fd/${dirFd}`, { withFileTypes: true });
+/**
+ * Names of the entries of an open directory, read as bytes: a name that is not
+ * valid UTF-8 comes back escaped and flagged (it could not be opened by its
+ * decoded name, and must not be shown raw).
+ */
+export function listDir(dirFd: number): { name: string; valid: boolean }[] {
+  return fs.readdirSync(`/proc/self/fd/${dirFd}`, { encoding: 'buffer' }).map(decodeName);
 }
 
 export type MarkerRead =
@@ -110,16 +128,16 @@ export type MarkerRead =
  */
 export function readMarkerFile(dirFd: number, name: string, maxBytes: number, known?: FileIdentity): MarkerRead {
   const p = fdPath(dirFd, name);
-  let lst: fs.Stats;
+  let lst: fs.BigIntStats;
   try {
-    lst = fs.lstatSync(p);
+    lst = fs.lstatSync(p, { bigint: true });
   } catch (err) {
     if (code(err) === 'ENOENT') return { kind: 'gone' };
     throw err;
   }
   if (lst.isSymbolicLink()) return { kind: 'rejected', reason: 'symlink', identity: identityOf(lst) };
   if (!lst.isFile()) return { kind: 'rejected', reason: 'not-regular-file', identity: identityOf(lst) };
-  if (lst.nlink === 1 && lst.size <= maxBytes && sameIdentity(identityOf(lst), known)) {
+  if (lst.nlink === 1n && lst.size <= BigInt(maxBytes) && sameIdentity(identityOf(lst), known)) {
     return { kind: 'unchanged', identity: identityOf(lst) };
   }
   let fd: number;
@@ -132,11 +150,11 @@ export function readMarkerFile(dirFd: number, name: string, maxBytes: number, kn
     return { kind: 'rejected', reason: `open-failed: ${c ?? 'error'}` };
   }
   try {
-    const st = fs.fstatSync(fd);
+    const st = fs.fstatSync(fd, { bigint: true });
     const identity = identityOf(st);
     if (!st.isFile() || st.ino !== lst.ino) return { kind: 'rejected', reason: 'not-regular-file', identity };
-    if (st.nlink !== 1) return { kind: 'rejected', reason: 'hard-link', identity };
-    if (st.size > maxBytes) return { kind: 'rejected', reason: `too-large: ${st.size} bytes, limit ${maxBytes}`, identity };
+    if (st.nlink !== 1n) return { kind: 'rejected', reason: 'hard-link', identity };
+    if (st.size > BigInt(maxBytes)) return { kind: 'rejected', reason: `too-large: ${st.size} bytes, limit ${maxBytes}`, identity };
     if (sameIdentity(identity, known)) return { kind: 'unchanged', identity };
     const buf = Buffer.allocUnsafe(maxBytes + 1);
     let len = 0;
@@ -163,7 +181,7 @@ export function statThroughRoot(
   procRoot: string,
   dir: string,
   name: string,
-): { dev: number; ino: number } | { problem: string } {
+): { dev: bigint; ino: bigint } | { problem: string } {
   let fd: number | undefined;
   try {
     fd = openDirNoFollow(procRoot, dir.split('/').filter(c => c !== ''));
@@ -175,7 +193,7 @@ export function statThroughRoot(
   }
   if (fd === undefined) return { problem: 'context dir not visible to the process' };
   try {
-    const st = fs.lstatSync(fdPath(fd, name));
+    const st = fs.lstatSync(fdPath(fd, name), { bigint: true });
     if (!st.isFile()) return { problem: 'marker not a regular file in the process root' };
     return { dev: st.dev, ino: st.ino };
   } catch (err) {

@@ -205,7 +205,7 @@ describe.skipIf(skip)('attack: hostile markers and hostile claims (kubelet layou
     const m = await settled(podA.hostPath('second-planner.json'));
     expect(m.state).toBe('conflict');
     expect(m.reason).toBe(
-      `role planner already held by live host PID ${first.hostPid} via ${podA.hostPath('content-crew-planner.json')} (exclusive_roles)`,
+      `role planner (tenant acme, agent content-crew) already held by live host PID ${first.hostPid} via ${podA.hostPath('content-crew-planner.json')} (exclusive_roles)`,
     );
     await waitResyncs(daemon);
     expect((await daemon.marker(podA.hostPath('second-planner.json')))?.state).toBe('conflict');

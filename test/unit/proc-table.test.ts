@@ -197,7 +197,9 @@ function memProcfs(procs: Map<number, { nspid: number[]; start: number }>): Proc
     readStartTime: (pid: number) => procs.get(pid)?.start,
     readPidNs: () => undefined,
     readCgroup: () => undefined,
-    bootTimeMs: () => 0,
+    bootTimeNs: () => 0n,
+    recalibrate: () => undefined,
+    bootId: () => 'test',
     rootOf: (pid: number) => `/nonexistent/proc/${pid}/root`,
   };
   return pf;

@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CLK_TCK, createProcfs } from '../../src/daemon/procfs.js';
+import { spawnSync } from 'node:child_process';
+import type { ClockSources } from '../../src/daemon/boot-clock.js';
+import { CLK_TCK, TICK_NS, createProcfs } from '../../src/daemon/procfs.js';
 import { readSmall } from '../../src/proc-file.js';
 import { ProcTree, openFdCount } from './support/proc-tree.js';
 
@@ -82,20 +84,34 @@ describe('createProcfs over a fixture tree', () => {
     expect(createProcfs({ root: tree.root }).readPidNs(5)).toBeUndefined();
   });
 
-  it('reads boot time from btime in ms and reads it only once', () => {
-    const pf = createProcfs({ root: tree.root });
-    expect(pf.bootTimeMs()).toBe(1_700_000_000_000);
-    fs.writeFileSync(path.join(tree.procDir, 'stat'), 'btime 5\n');
-    expect(pf.bootTimeMs()).toBe(1_700_000_000_000);
+  it('calibrates the boot time once, then caches it until recalibrated', () => {
+    const clock = fakeClock(1_700_000_000_900_000_000n);
+    const pf = createProcfs({ root: tree.root, clock });
+    const first = pf.bootTimeNs();
+    expect(Number(first - 1_700_000_000_900_000_000n) / 1e6).toBeCloseTo(0, 1);
+    clock.bootNs += 1_000_000_000n; // the wall clock was stepped back by a second
+    expect(pf.bootTimeNs()).toBe(first);
+    pf.recalibrate();
+    expect(Number(pf.bootTimeNs() - first) / 1e6).toBeCloseTo(1000, 1);
   });
 
-  it('throws a clear error when /proc/stat has no btime', () => {
-    const t = new ProcTree(null);
+  it('falls back to btime (whole seconds) without /proc/uptime, and throws a clear error without either', () => {
+    const t = new ProcTree(1_700_000_000);
     try {
-      expect(() => createProcfs({ root: t.root }).bootTimeMs()).toThrow(/cannot read btime/);
+      fs.rmSync(path.join(t.procDir, 'uptime'));
+      expect(createProcfs({ root: t.root }).bootTimeNs()).toBe(1_700_000_000_000_000_000n);
+      fs.writeFileSync(path.join(t.procDir, 'stat'), 'cpu 1\n');
+      expect(() => createProcfs({ root: t.root }).bootTimeNs()).toThrow(/cannot read the boot time/);
     } finally {
       t.cleanup();
     }
+  });
+
+  it('reads the boot id, or names the boot by btime when it is unreadable', () => {
+    expect(createProcfs({ root: tree.root }).bootId()).toBe('btime:1700000000');
+    fs.mkdirSync(path.join(tree.procDir, 'sys', 'kernel', 'random'), { recursive: true });
+    fs.writeFileSync(path.join(tree.procDir, 'sys', 'kernel', 'random', 'boot_id'), 'b1f5\n');
+    expect(createProcfs({ root: tree.root }).bootId()).toBe('b1f5');
   });
 
   it('finds NSpid after 20 KB of status text', () => {
@@ -154,8 +170,39 @@ describe('createProcfs over the real /proc (read only)', () => {
   });
 
   it('puts this process\'s start after boot and not in the future', () => {
-    const startMs = pf.bootTimeMs() + (pf.readStartTime(process.pid)! * 1000) / CLK_TCK;
+    const startMs = Number(pf.bootTimeNs() / 1_000_000n) + (pf.readStartTime(process.pid)! * 1000) / CLK_TCK;
     expect(startMs).toBeLessThanOrEqual(Date.now() + 1000);
     expect(startMs).toBeGreaterThan(Date.now() - 24 * 3600 * 1000 * 365);
   });
+
+  // Issue 10, item 4: btime has whole seconds, so start times were up to 1 s early.
+  it('places a new process\'s start time within one clock tick of when it was really started', () => {
+    const wallNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
+    const before = wallNs();
+    const child = spawnSync('sh', ['-c', 'cat /proc/self/stat'], { encoding: 'utf8' });
+    const after = wallNs();
+    const ticks = BigInt(child.stdout.slice(child.stdout.lastIndexOf(')') + 2).split(' ')[19] as string);
+    const startedNs = pf.bootTimeNs() + ticks * TICK_NS;
+    // Ticks round down (10 ms); Date.now() has 1 ms steps.
+    expect(Number(startedNs - before) / 1e6).toBeGreaterThanOrEqual(-12);
+    expect(Number(after - startedNs) / 1e6).toBeGreaterThanOrEqual(-1);
+  });
 });
+
+/** A clock where every reading takes 2 µs, booted at `bootNs` on the wall clock. */
+function fakeClock(bootNs: bigint): ClockSources & { bootNs: bigint } {
+  let mono = 5_000_000_000n;
+  const wallAtMono0 = 1_700_000_100_123_456_789n - mono;
+  const step = (): bigint => (mono += 2_000n);
+  const c = {
+    bootNs,
+    monoNs: step,
+    wallMs: () => Number((step() + wallAtMono0) / 1_000_000n),
+    readUptime: () => {
+      const up = (step() + wallAtMono0 - c.bootNs) / 10_000_000n;
+      return `${up / 100n}.${String(up % 100n).padStart(2, '0')} 1.00\n`;
+    },
+    readStat: () => 'btime 1700000000\n',
+  };
+  return c;
+}

@@ -152,8 +152,8 @@ describe('readMarkerFile', () => {
     const r = read('a-r.json');
     if (r.kind !== 'ok') throw new Error(r.kind);
     expect(r.bytes.toString()).toBe(MARKER);
-    const st = fs.statSync(path.join(dir, 'a-r.json'));
-    expect(r.identity).toEqual({ dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+    const st = fs.statSync(path.join(dir, 'a-r.json'), { bigint: true });
+    expect(r.identity).toEqual({ dev: st.dev, ino: st.ino, birthNs: st.birthtimeNs, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
   });
 
   it('reads an empty file as zero bytes', () => {
@@ -184,7 +184,7 @@ describe('readMarkerFile', () => {
     const r = read('fifo.json');
     expect(rejected(r)).toBe('not-regular-file');
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(r.kind === 'rejected' && r.identity?.ino).toBe(fs.lstatSync(path.join(dir, 'fifo.json')).ino);
+    expect(r.kind === 'rejected' && r.identity?.ino).toBe(fs.lstatSync(path.join(dir, 'fifo.json'), { bigint: true }).ino);
   });
 
   it('rejects a directory named like a marker', () => {
@@ -288,11 +288,14 @@ describe('readMarkerFile', () => {
 });
 
 describe('sameIdentity and fdPath', () => {
-  const id: FileIdentity = { dev: 1, ino: 2, size: 3, mtimeMs: 4, ctimeMs: 5 };
+  const id: FileIdentity = { dev: 1n, ino: 2n, birthNs: 3n, size: 4, mtimeNs: 5n, ctimeNs: 6n };
 
   it('compares every identity field', () => {
     expect(sameIdentity(id, { ...id })).toBe(true);
-    for (const k of Object.keys(id) as (keyof FileIdentity)[]) expect(sameIdentity(id, { ...id, [k]: id[k] + 1 })).toBe(false);
+    for (const k of Object.keys(id) as (keyof FileIdentity)[]) {
+      const v = id[k];
+      expect(sameIdentity(id, { ...id, [k]: typeof v === 'bigint' ? v + 1n : v + 1 })).toBe(false);
+    }
   });
 
   it('is false when either side is unknown', () => {
@@ -320,13 +323,13 @@ describe('statThroughRoot', () => {
   });
 
   it('returns the device and inode of the file as the process sees it', () => {
-    const st = fs.statSync(path.join(root, 'tmp', 'hexr-context', 'x.json'));
+    const st = fs.statSync(path.join(root, 'tmp', 'hexr-context', 'x.json'), { bigint: true });
     expect(statThroughRoot(root, '/tmp/hexr-context', 'x.json')).toEqual({ dev: st.dev, ino: st.ino });
   });
 
   it('follows the root itself (a magic link in production)', () => {
     fs.symlinkSync(root, path.join(tmp, 'root-link'));
-    const st = fs.statSync(path.join(root, 'tmp', 'hexr-context', 'x.json'));
+    const st = fs.statSync(path.join(root, 'tmp', 'hexr-context', 'x.json'), { bigint: true });
     expect(statThroughRoot(path.join(tmp, 'root-link'), '/tmp/hexr-context', 'x.json')).toEqual({ dev: st.dev, ino: st.ino });
   });
 

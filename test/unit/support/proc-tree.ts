@@ -123,7 +123,9 @@ export function countingProcfs(inner: Procfs): { procfs: Procfs; counts: ReadCou
       bump(counts.cgroup, pid);
       return inner.readCgroup(pid);
     },
-    bootTimeMs: () => inner.bootTimeMs(),
+    bootTimeNs: () => inner.bootTimeNs(),
+    recalibrate: () => inner.recalibrate(),
+    bootId: () => inner.bootId(),
     rootOf: pid => inner.rootOf(pid),
   };
   return { procfs, counts, statusReads: () => [...counts.status.values()].reduce((a, b) => a + b, 0) };
