@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Env } from './context.js';
 import { debugAddr, getJson } from './debug-client.js';
+import { escapeText, safeJson } from '../core/escape.js';
 
 interface Explained {
   pid: number;
@@ -34,7 +35,7 @@ export async function explainCommand(args: string[], env: Env): Promise<number> 
     return 1;
   }
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(e, null, 2)}\n`);
+    process.stdout.write(`${safeJson(e, 2)}\n`);
     return 0;
   }
   const lines = [
@@ -45,6 +46,6 @@ export async function explainCommand(args: string[], env: Env): Promise<number> 
   for (const m of e.markers_naming_its_container_pid ?? []) {
     lines.push(`  marker ${m.marker_path}: ${m.state} (${m.reason}); for this PID: ${m.this_pid}`);
   }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.map(escapeText).join('\n')}\n`);
   return 0;
 }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { renderTable, type PidmapRow } from '../daemon/debug-view.js';
 import type { Env } from './context.js';
 import { debugAddr, getJson } from './debug-client.js';
+import { safeJson } from '../core/escape.js';
 
 export async function pidmapCommand(args: string[], env: Env): Promise<number> {
   const { values } = parseArgs({
@@ -31,7 +32,7 @@ export async function pidmapCommand(args: string[], env: Env): Promise<number> {
     process.stderr.write(`hexr-pid-mapper pidmap: ${(err as Error).message}\n`);
     return 1;
   }
-  if (values.json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+  if (values.json) process.stdout.write(`${safeJson(body, 2)}\n`);
   else process.stdout.write(renderTable(body.entries) + `${body.count} mapped, map version ${body.version}\n`);
   return 0;
 }

@@ -16,7 +16,8 @@
  */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\ufffd]/u;
-const UNSAFE_G = new RegExp(UNSAFE.source, 'gu');
+/** What JSON.stringify leaves raw (it escapes C0 itself; raw C0 in its output is structural whitespace). */
+const JSON_RAW_UNSAFE_G = /[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\ufffd]/gu;
 const UNSAFE_OR_BACKSLASH_G = new RegExp(`\\\\|${UNSAFE.source}`, 'gu');
 
 export function hasUnsafeChars(s: string): boolean {
@@ -44,7 +45,7 @@ export function escapeText(s: string): string {
 
 /** JSON.stringify, with every unsafe character as a \uNNNN escape (the parsed value is unchanged). */
 export function safeJson(value: unknown, space?: number): string {
-  return (JSON.stringify(value, null, space) ?? 'null').replace(UNSAFE_G, ch => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`);
+  return (JSON.stringify(value, null, space) ?? 'null').replace(JSON_RAW_UNSAFE_G, ch => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`);
 }
 
 /** Decodes a file name read as bytes; invalid UTF-8 becomes visible \xNN escapes and is flagged. */

@@ -73,7 +73,7 @@ export const KEYS: Record<string, KeySpec> = {
   attest_wait: { flag: 'attest-wait', env: 'HEXR_ATTEST_WAIT', def: '500ms', help: 'longest wait in Attest for a marker still in flight' },
   marker_max_bytes: { flag: 'marker-max-bytes', env: 'HEXR_MARKER_MAX_BYTES', def: '4096', help: 'size cap of a marker file' },
   exclusive_roles: { flag: 'exclusive-roles', env: 'HEXR_EXCLUSIVE_ROLES', def: 'true', help: 'one live process per role per pod (false: worker pools share a role)' },
-  start_slack: { flag: 'start-slack', env: 'HEXR_START_SLACK', def: '1s', help: 'a process that started this long after its marker was written cannot be its writer' },
+  start_slack: { flag: 'start-slack', env: 'HEXR_START_SLACK', def: '50ms', help: 'tolerance of the started-before-the-marker rule for clock granularity (start times are 10 ms ticks; file times one kernel tick)' },
   log_level: { flag: 'log-level', env: 'HEXR_LOG_LEVEL', def: 'info', help: 'trace, debug, info, warn or error' },
 };
 

@@ -1,5 +1,6 @@
 // Pure renderers for the debug endpoint: snapshot in, JSON-able data out.
 import type { Mapping, PidMap } from '../core/pid-map.js';
+import { escapeText } from '../core/escape.js';
 import { spiffePath } from '../core/selectors.js';
 
 export interface PidmapRow {
@@ -70,7 +71,7 @@ const COLS: [keyof PidmapRow, string][] = [
 
 /** Plain-text table for `hexr-pid-mapper pidmap`. */
 export function renderTable(rows: readonly PidmapRow[]): string {
-  const cells = rows.map(r => COLS.map(([k]) => String(r[k] ?? '-')));
+  const cells = rows.map(r => COLS.map(([k]) => escapeText(String(r[k] ?? '-'))));
   const widths = COLS.map(([, h], i) => Math.max(h.length, ...cells.map(c => (c[i] as string).length)));
   const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
   return [line(COLS.map(([, h]) => h)), ...cells.map(line)].join('\n') + '\n';

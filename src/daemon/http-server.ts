@@ -2,6 +2,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenAddr } from './config.js';
+import { safeJson } from '../core/escape.js';
 
 export interface HttpReply {
   status: number;
@@ -63,5 +64,5 @@ export class HttpServer {
 }
 
 export function json(status: number, data: unknown): HttpReply {
-  return { status, body: `${JSON.stringify(data, null, 2)}\n` };
+  return { status, body: `${safeJson(data, 2)}\n` };
 }

@@ -143,7 +143,7 @@ describe.skipIf(skip)('attack: hostile markers and hostile claims (kubelet layou
       const m = await settled(path.join(dir, file));
       expect(m.state, `${file}: ${m.reason}`).toBe('rejected');
       expect(m.reason, file).toMatch(reason);
-      expect(m.hostPid, file).toBeUndefined();
+      expect(m.host_pid, file).toBeNull();
     }
     await assertMapTruthful(daemon, truth);
     const entries = await daemon.pidmap();

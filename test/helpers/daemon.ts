@@ -30,7 +30,7 @@ export interface MarkerEntry {
   path: string;
   state: 'mapped' | 'pending' | 'conflict' | 'rejected' | 'stale';
   reason: string;
-  hostPid?: number;
+  host_pid: number | null;
 }
 
 export interface AttestReply {
