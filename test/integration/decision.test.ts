@@ -1,4 +1,5 @@
 // The identity decision on the real daemon, real pods and real files
+/* eslint-disable no-control-regex -- this file checks that control characters never reach an operator */
 // (issue 10): who holds a role survives restarts and crashes whatever other
 // files claim, transient trouble with the holder's own file moves nothing, a
 // lost or corrupt decision state fails safe, start_slack is exact to the
