@@ -46,7 +46,11 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  code => exitCode(code),
+  code => {
+    exitCode(code);
+    // After a fatal error, whatever still holds the event loop must not keep a broken process alive.
+    if (code !== 0) setTimeout(() => process.exit(code), 2000).unref();
+  },
   (err: unknown) => {
     process.stderr.write(`hexr-pid-mapper: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     exitCode(1);

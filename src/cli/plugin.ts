@@ -10,6 +10,8 @@ import { checkLaunchEnv } from '../goplugin/handshake.js';
 
 /** SPIRE uses the plugin type as both cookie key and value. */
 export const PLUGIN_TYPE = 'WorkloadAttestor';
+/** Exit status after an unhandled error (sysexits.h). */
+export const EX_SOFTWARE = 70;
 
 export async function pluginCommand(args: string[], env: Env): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
@@ -47,9 +49,16 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   const log = logFor('plugin');
   if (args.length > 0) log.warn({ args: args.join(' ') }, 'ignoring unexpected plugin arguments');
 
+  // An unexpected error leaves the plugin in a state nobody reasoned about:
+  // stop serving and exit non-zero (EX_SOFTWARE), so that the agent fails
+  // attestation closed and its health check shows it, rather than keep
+  // answering from that state.
+  let fatal = false;
+  let server: InstanceType<typeof GoPluginServer> | undefined;
   const onUnhandled = (err: unknown): void => {
-    // SPIRE never restarts a plugin: log and keep serving.
-    log.error({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unhandled error');
+    log.error({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unhandled error: the plugin stops');
+    fatal = true;
+    void server?.close();
   };
   process.on('unhandledRejection', onUnhandled);
   process.on('uncaughtException', onUnhandled);
@@ -58,7 +67,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   const daemon = new DaemonClients();
   store.onChange(c => daemon.retainOnly(c.daemonSocket));
 
-  const server = new GoPluginServer({
+  server = new GoPluginServer({
     cookieKey: PLUGIN_TYPE,
     cookieValue: PLUGIN_TYPE,
     env,
@@ -92,6 +101,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     throw err;
   }
 
+  if (fatal) void server.close();
   log.info({ socket: server.socketPath, node: process.version }, 'plugin serving');
   await server.done;
   daemon.close();
@@ -99,5 +109,5 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
   log.info('plugin stopped');
-  return 0;
+  return fatal ? EX_SOFTWARE : 0;
 }

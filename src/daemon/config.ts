@@ -9,6 +9,7 @@ import { parseDuration } from '../core/duration.js';
 import { NAME_RE } from '../core/marker.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import type { LayoutConfig } from './layout.js';
+import { socketPathProblem } from '../socket-path.js';
 
 export interface ListenAddr {
   readonly host: string;
@@ -160,7 +161,8 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
     layout = { kind: 'flat', contextRoot: '/tmp/hexr-context' };
   }
   const socketPath = absPath('socket');
-  if (Buffer.byteLength(socketPath) > 107) problems.push(`socket: path longer than 107 bytes`);
+  const sockProblem = socketPathProblem(socketPath);
+  if (sockProblem !== undefined) problems.push(`socket: ${sockProblem}`);
   const socketGroup = raw('socket_group');
   let socketGid: number | undefined;
   if (socketGroup !== '') {

@@ -79,6 +79,8 @@ export async function runDaemon(
   });
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
   const feed = new MapFeed(reconciler.snapshot(), procfs.readPidNs(process.pid));
+  feed.start();
+  started.push(feed);
   reconciler.onPublish((m, changes) => feed.publish(m, changes.keys()));
   const api = new LocalApiServer(config.socketPath, attest, log, feed, config.socketGid);
   let debug: HttpServer | undefined;

@@ -55,12 +55,11 @@ export class LocalApiServer {
           call.destroy({ name: 'Error', message: 'map feed disabled', code: grpc.status.UNIMPLEMENTED } as grpc.ServiceError);
           return;
         }
-        const unsubscribe = feed.subscribe(u => {
-          call.write(u);
-        });
+        const sub = feed.subscribe(u => call.write(u));
+        call.on('drain', () => sub.drained());
         this.streams.add(call);
         const done = (): void => {
-          unsubscribe();
+          sub.close();
           this.streams.delete(call);
         };
         call.on('cancelled', done);
@@ -68,20 +67,29 @@ export class LocalApiServer {
         call.on('error', done);
       },
     });
-    // The umask is tightened around bind so the socket never exists with wider permissions.
-    const old = process.umask(0o177);
+    // The socket is bound in a private (0700) directory next to its final
+    // path, given its mode there, then renamed into place: it never exists at
+    // the public path with wider permissions, and the process umask (shared
+    // with everything else the daemon writes meanwhile) is never touched.
+    const priv = fs.mkdtempSync(path.join(path.dirname(this.socketPath), '.hexr-bind-'));
     try {
+      fs.chmodSync(priv, 0o700);
+      const tmp = path.join(priv, 's');
       await new Promise<void>((resolve, reject) => {
-        server.bindAsync(`unix:${this.socketPath}`, grpc.ServerCredentials.createInsecure(), err => (err ? reject(err) : resolve()));
+        server.bindAsync(`unix:${tmp}`, grpc.ServerCredentials.createInsecure(), err => (err ? reject(err) : resolve()));
       });
+      if (this.socketGid !== undefined) {
+        fs.chownSync(tmp, process.getuid?.() ?? 0, this.socketGid);
+        fs.chmodSync(tmp, 0o660);
+      } else {
+        fs.chmodSync(tmp, 0o600);
+      }
+      fs.renameSync(tmp, this.socketPath);
+    } catch (err) {
+      server.forceShutdown();
+      throw err;
     } finally {
-      process.umask(old);
-    }
-    if (this.socketGid !== undefined) {
-      fs.chownSync(this.socketPath, process.getuid?.() ?? 0, this.socketGid);
-      fs.chmodSync(this.socketPath, 0o660);
-    } else {
-      fs.chmodSync(this.socketPath, 0o600);
+      fs.rmSync(priv, { recursive: true, force: true });
     }
     this.server = server;
     this.log.info({ socket: this.socketPath }, 'local attestation API listening');

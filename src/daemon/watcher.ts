@@ -24,7 +24,13 @@ export interface WatcherOptions {
   readonly log: Logger;
   /** How often a missing root, and context dirs without a watcher, are looked for. */
   readonly rootPollMs?: number;
+  /** Longest wait for chokidar's initial scan ("ready"); after it the daemon goes on (resyncs heal). */
+  readonly readyTimeoutMs?: number;
+  /** chokidar's watch(); injected for tests. */
+  readonly watchFn?: typeof watch;
 }
+
+const READY_TIMEOUT_MS = 10_000;
 
 export class MarkerWatcher {
   private fsw: FSWatcher | undefined;
@@ -158,7 +164,7 @@ export class MarkerWatcher {
 
   private async arm(): Promise<void> {
     const layout = this.o.layout;
-    const fsw = watch(layout.watchRoot, {
+    const fsw = (this.o.watchFn ?? watch)(layout.watchRoot, {
       ignoreInitial: true,
       followSymlinks: false,
       atomic: false,
@@ -183,7 +189,20 @@ export class MarkerWatcher {
       if (p === layout.watchRoot) void this.tick();
     });
     fsw.on('error', (err: unknown) => this.o.onError(err));
-    await new Promise<void>(resolve => fsw.once('ready', () => resolve()));
+    // chokidar's initial scan can stall (a huge or pathological tree): never
+    // wait for it forever. Events it reports later still arrive, and the
+    // periodic resync covers whatever it missed.
+    const ms = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
+    const ready = await new Promise<boolean>(resolve => {
+      const t = setTimeout(() => resolve(false), ms);
+      fsw.once('ready', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    if (!ready) {
+      this.o.onError(new Error(`the directory watcher did not finish its initial scan of ${layout.watchRoot} within ${ms} ms; going on (resyncs cover what it misses)`));
+    }
     this.fsw = fsw;
     this.rootIno = this.dirIno(layout.watchRoot) ?? '';
     this.attachAll();

@@ -5,13 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { socketPathProblem } from '../socket-path.js';
 
 /** go-plugin's core protocol version (first handshake field). */
 export const CORE_PROTOCOL_VERSION = 1;
 /** The application protocol version SPIRE's plugins speak (second field). */
 export const APP_PROTOCOL_VERSION = 1;
-/** sun_path is 108 bytes on Linux (104 on BSD/macOS), including the NUL. */
-const MAX_SOCKET_PATH_BYTES = 103;
 
 /** Same text a Go plugin prints (hashicorp/go-plugin server.go). */
 export const NOT_A_PLUGIN_LAUNCH_MESSAGE =
@@ -55,9 +54,8 @@ export function checkLaunchEnv(env: Env, cookieKey: string, cookieValue: string)
 export function makeSocketPath(env: Env, pid: number = process.pid): string {
   const dir = env['PLUGIN_UNIX_SOCKET_DIR'] || tmpdir();
   const path = join(dir, `plugin-${pid}-${randomBytes(4).toString('hex')}.sock`);
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    throw new Error(`unix socket path too long (${Buffer.byteLength(path)} bytes > ${MAX_SOCKET_PATH_BYTES}): ${path}; set PLUGIN_UNIX_SOCKET_DIR or TMPDIR to a shorter directory`);
-  }
+  const problem = socketPathProblem(path);
+  if (problem !== undefined) throw new Error(`unix socket ${path}: ${problem}; set PLUGIN_UNIX_SOCKET_DIR or TMPDIR to a shorter directory`);
   return path;
 }
 

@@ -20,19 +20,26 @@ import { serviceDefinition, type ServiceRegistration } from '../goplugin/interna
 import { parseDurationMs } from '../core/duration.js';
 import { PluginError } from './errors.js';
 import { toGrpcError } from './grpc-status.js';
+import { socketPathProblem } from '../socket-path.js';
 
 
 export const DEFAULT_DAEMON_SOCKET = '/run/hexr/pid-mapper.sock';
 export const DEFAULT_ATTEST_TIMEOUT_MS = 1000;
 export const DEFAULT_IN_FLIGHT_WAIT_MS = 500;
 export const MAX_ATTEST_TIMEOUT_MS = 30_000;
-const MAX_SOCKET_PATH_BYTES = 103;
+/**
+ * Longest time the plugin answers from its copy of the daemon's map after it
+ * last heard from the daemon (which sends at least every 500 ms). A daemon
+ * that hangs stops the copy being used within this bound.
+ */
+export const DEFAULT_MAP_MAX_AGE_MS = 2000;
 
 export interface PluginConfig {
   readonly trustDomain: string;
   readonly daemonSocket: string;
   readonly attestTimeoutMs: number;
   readonly inFlightWaitMs: number;
+  readonly mapMaxAgeMs: number;
   readonly selectorKinds: ReadonlySet<SelectorKind>;
   readonly logLevel: LogLevel | undefined;
 }
@@ -42,7 +49,7 @@ export interface ConfigRequest {
   hcl_configuration?: string;
 }
 
-const KNOWN_KEYS = new Set(['daemon_socket', 'attest_timeout', 'in_flight_wait', 'selectors', 'log_level']);
+const KNOWN_KEYS = new Set(['daemon_socket', 'attest_timeout', 'in_flight_wait', 'map_max_age', 'selectors', 'log_level']);
 
 export function buildPluginConfig(req: ConfigRequest): { config?: PluginConfig; notes: string[] } {
   const notes: string[] = [];
@@ -65,8 +72,8 @@ export function buildPluginConfig(req: ConfigRequest): { config?: PluginConfig; 
   if (socket !== undefined) {
     if (typeof socket !== 'string' || !socket.startsWith('/')) {
       notes.push('daemon_socket must be an absolute path to a unix socket');
-    } else if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
-      notes.push(`daemon_socket is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
+    } else if (socketPathProblem(socket) !== undefined) {
+      notes.push(`daemon_socket: ${socketPathProblem(socket) as string}`);
     } else {
       daemonSocket = socket;
     }
@@ -101,6 +108,15 @@ export function buildPluginConfig(req: ConfigRequest): { config?: PluginConfig; 
     }
   }
 
+  let mapMaxAgeMs: number | undefined = DEFAULT_MAP_MAX_AGE_MS;
+  if (options['map_max_age'] !== undefined) {
+    const d = parseDurationMs(options['map_max_age']);
+    if ('problem' in d) notes.push(`map_max_age ${d.problem}`);
+    else if (d.ms < 1000 || d.ms > 30_000) notes.push(`map_max_age must be between 1s (the daemon's heartbeat is 500ms) and 30s, got ${d.ms}ms`);
+    else mapMaxAgeMs = d.ms;
+    if ('problem' in d || d.ms < 1000 || d.ms > 30_000) mapMaxAgeMs = undefined;
+  }
+
   let selectorKinds: ReadonlySet<SelectorKind> = new Set(SELECTOR_KINDS);
   const selectors = options['selectors'];
   if (selectors !== undefined) {
@@ -125,7 +141,7 @@ export function buildPluginConfig(req: ConfigRequest): { config?: PluginConfig; 
     else notes.push(`log_level must be one of ${LOG_LEVELS.join(', ')}`);
   }
 
-  if (notes.length > 0 || attestTimeoutMs === undefined || inFlightWaitMs === undefined) return { notes };
+  if (notes.length > 0 || attestTimeoutMs === undefined || inFlightWaitMs === undefined || mapMaxAgeMs === undefined) return { notes };
   return {
     notes,
     config: Object.freeze({
@@ -133,6 +149,7 @@ export function buildPluginConfig(req: ConfigRequest): { config?: PluginConfig; 
       daemonSocket,
       attestTimeoutMs,
       inFlightWaitMs,
+      mapMaxAgeMs,
       selectorKinds: Object.freeze(selectorKinds),
       logLevel,
     }),
@@ -178,6 +195,7 @@ export function configService(deps: ConfigServiceDeps): ServiceRegistration {
               daemon_socket: config.daemonSocket,
               attest_timeout_ms: config.attestTimeoutMs,
               in_flight_wait_ms: config.inFlightWaitMs,
+              map_max_age_ms: config.mapMaxAgeMs,
               selectors: [...config.selectorKinds].join(','),
               trust_domain: config.trustDomain,
             },

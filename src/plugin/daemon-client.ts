@@ -59,10 +59,11 @@ export class DaemonClients {
 
   /**
    * Selector values from the local copy of the daemon's map, when it has this
-   * PID and the process's start time still matches; undefined otherwise.
+   * PID, heard from the daemon within `maxAgeMs`, and the process's start
+   * time still matches; undefined otherwise.
    */
-  cached(socketPath: string, pid: number): readonly string[] | undefined {
-    return this.entry(socketPath).cache.lookup(pid);
+  cached(socketPath: string, pid: number, maxAgeMs: number): readonly string[] | undefined {
+    return this.entry(socketPath).cache.lookup(pid, maxAgeMs);
   }
 
   /** Asks the daemon at `socketPath`; rejects with a PluginError. */

@@ -5,7 +5,11 @@
 // mapping's; anything else (unknown PID, different start time, stream not
 // synced, daemon in another PID namespace) goes to the daemon's Attest.
 // When the stream breaks the copy is dropped at once: a daemon that is down
-// answers UNAVAILABLE through Attest, never stale data from here.
+// answers UNAVAILABLE through Attest, never stale data from here. A daemon
+// that hangs keeps the stream open but stops sending: it sends at least a
+// heartbeat every 500 ms, so a copy not heard from for `maxAgeMs` (the
+// plugin's map_max_age) is not used; Attest then goes to the daemon, whose
+// silence becomes a deadline error.
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { parseNsLink, parseStatStartTime } from '../core/procparse.js';
@@ -55,11 +59,15 @@ export class MapCache {
   private closed = false;
   private call: grpc.ClientReadableStream<MapUpdate> | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** When the daemon was last heard from (any message, heartbeats included), on `now`'s clock. */
+  private lastHeard = -Infinity;
   version = '0';
 
   constructor(
     private readonly watch: WatchFn,
     private readonly procDir = '/proc',
+    /** Monotonic ms; injected for tests. */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   start(): void {
@@ -84,9 +92,12 @@ export class MapCache {
     call.on('close', lost);
   }
 
-  /** Selector values for `pid` if the copy has it and the process is still the mapped one. */
-  lookup(pid: number): readonly string[] | undefined {
-    if (!this.synced) return undefined;
+  /**
+   * Selector values for `pid` if the copy has it, was heard from within
+   * `maxAgeMs`, and the process is still the mapped one.
+   */
+  lookup(pid: number, maxAgeMs: number): readonly string[] | undefined {
+    if (!this.synced || this.now() - this.lastHeard > maxAgeMs) return undefined;
     const e = this.entries.get(pid);
     if (!e) return undefined;
     return readStartTime(pid, this.procDir) === e.startTime ? e.selectors : undefined;
@@ -106,6 +117,7 @@ export class MapCache {
   }
 
   private apply(u: MapUpdate): void {
+    this.lastHeard = this.now();
     if (u.full) {
       const own = ownPidNs();
       if (own === undefined || u.pid_namespace !== own) {

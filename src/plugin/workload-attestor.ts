@@ -100,7 +100,7 @@ export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegi
         const cfg = store.current();
         const pid = call.request.pid;
         if (cfg && Number.isInteger(pid) && pid > 0) {
-          const local = daemon.cached(cfg.daemonSocket, pid);
+          const local = daemon.cached(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
           if (local !== undefined) {
             cb(null, responseFor(local, cfg.selectorKinds));
             return;

@@ -1,7 +1,8 @@
 // The go-plugin launch contract, checked on the real process:
 // `node dist/main.js plugin` spawned as a go-plugin host would.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -14,10 +15,10 @@ const started: PluginProcess[] = [];
 const dirs: string[] = [];
 
 /** Each plugin gets its own socket dir (removed afterwards, even if the plugin was SIGKILLed). */
-function start(env: Record<string, string | undefined>, onHandshake?: (line: string) => void): PluginProcess {
+function start(env: Record<string, string | undefined>, onHandshake?: (line: string) => void, nodeArgs: string[] = []): PluginProcess {
   const dir = mkdtempSync(join(tmpdir(), 'hexr-gp-'));
   dirs.push(dir);
-  const p = spawnPlugin({ PLUGIN_UNIX_SOCKET_DIR: dir, ...env }, onHandshake);
+  const p = spawnPlugin({ PLUGIN_UNIX_SOCKET_DIR: dir, ...env }, onHandshake, nodeArgs);
   started.push(p);
   return p;
 }
@@ -141,6 +142,23 @@ describe('go-plugin serving', () => {
     } finally {
       c.close();
     }
+  });
+
+  // Issue 10, item 6: an uncaughtException in the plugin kept it serving in an unknown state.
+  it('stops serving and exits 70 after an unhandled error, saying why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hexr-gp-crash-'));
+    dirs.push(dir);
+    const preload = join(dir, 'crash.mjs');
+    writeFileSync(preload, "setTimeout(() => { throw new Error('boom from a test preload'); }, 300);\n");
+    const p = start(PLUGIN_ENV, undefined, ['--import', pathToFileURL(preload).href]);
+    const socket = socketFromHandshake((await p.handshake).line);
+    const exit = await p.exited;
+    expect(exit.code).toBe(70);
+    expect(exit.atMs - p.startedAtMs).toBeLessThan(5000);
+    expect(existsSync(socket)).toBe(false);
+    const line = p.stderrLines().find(l => l.includes('unhandled error'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ '@level': 'error', '@message': 'unhandled error: the plugin stops' });
+    expect(line).toContain('boom from a test preload');
   });
 
   it('exits 0 and removes its socket on SIGTERM', async () => {

@@ -57,7 +57,9 @@ describe('MapFeed', () => {
     const b = mapping(11, 110, 'b');
     const feed = new MapFeed(new PidMap(1, new Map([[10, a]])), 4026531836);
     const got: MapUpdateMsg[] = [];
-    const unsubscribe = feed.subscribe(u => got.push(u));
+    const sub = feed.subscribe(u => {
+      got.push(u);
+    });
     expect(got[0]).toMatchObject({ full: true, map_version: '1', pid_namespace: '4026531836', removed: [] });
     expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'] }]);
 
@@ -68,10 +70,56 @@ describe('MapFeed', () => {
     feed.publish(new PidMap(3, new Map([[10, a2]])), [10, 11]);
     expect(got[2]).toMatchObject({ full: false, upserts: [{ host_pid: 10, start_time: '105' }], removed: [11] });
 
-    unsubscribe();
+    sub.close();
     feed.publish(new PidMap(4, new Map()), [10]);
     expect(got).toHaveLength(3);
     expect(feed.size).toBe(0);
+  });
+
+  it('sends a heartbeat (an empty delta of the current version) to every subscriber', async () => {
+    const feed = new MapFeed(new PidMap(5, new Map()), 1, 20);
+    const got: MapUpdateMsg[] = [];
+    const sub = feed.subscribe(u => {
+      got.push(u);
+    });
+    feed.start();
+    try {
+      await new Promise(r => setTimeout(r, 110));
+      const beats = got.slice(1);
+      expect(beats.length).toBeGreaterThanOrEqual(3);
+      for (const b of beats) expect(b).toEqual({ map_version: '5', full: false, upserts: [], removed: [], pid_namespace: '1' });
+    } finally {
+      sub.close();
+      await feed.close();
+    }
+  });
+
+  // Issue 10, item 6: WatchMap writes ignored backpressure.
+  it('stops writing to a subscriber whose stream is full, and resumes with the whole map when it drains', () => {
+    const feed = new MapFeed(new PidMap(1, new Map()), 1);
+    const got: MapUpdateMsg[] = [];
+    let room = 2;
+    const sub = feed.subscribe(u => {
+      got.push(u);
+      return --room > 0;
+    });
+    const live = new Map<number, Mapping>();
+    let snap = new PidMap(1, new Map());
+    for (let i = 1; i <= 50; i++) {
+      const m = mapping(100 + i, i, `r${i}`);
+      live.set(m.hostPid, m);
+      snap = snap.next(new Map([[m.hostPid, m]]), live);
+      feed.publish(snap, [m.hostPid]);
+    }
+    expect(got).toHaveLength(2); // the full map, one delta, then nothing while full
+    expect(feed.behind).toBe(1);
+    room = 100;
+    sub.drained();
+    expect(got).toHaveLength(3);
+    expect(got[2]).toMatchObject({ full: true, map_version: String(snap.version) });
+    expect(got[2]!.upserts.map(u => u.host_pid).sort((a, b) => a - b)).toEqual([...live.keys()].sort((a, b) => a - b));
+    expect(feed.behind).toBe(0);
+    sub.close();
   });
 });
 
@@ -118,13 +166,13 @@ describe('MapCache (plugin)', () => {
       return s as never;
     }, dir);
     cache.start();
-    expect(cache.lookup(42)).toBeUndefined(); // not synced yet
+    expect(cache.lookup(42, 60_000)).toBeUndefined(); // not synced yet
     streams[0]!.emit('data', full([[42, 500, 'a'], [43, 599, 'b']]));
-    expect(cache.lookup(42)).toEqual(['process-role:a']);
-    expect(cache.lookup(43)).toBeUndefined(); // PID 43 is another process now
-    expect(cache.lookup(44)).toBeUndefined(); // unknown
+    expect(cache.lookup(42, 60_000)).toEqual(['process-role:a']);
+    expect(cache.lookup(43, 60_000)).toBeUndefined(); // PID 43 is another process now
+    expect(cache.lookup(44, 60_000)).toBeUndefined(); // unknown
     streams[0]!.emit('data', { map_version: '2', full: false, upserts: [], removed: [42], pid_namespace: ownNs });
-    expect(cache.lookup(42)).toBeUndefined();
+    expect(cache.lookup(42, 60_000)).toBeUndefined();
     cache.close();
     expect(streams[0]!.cancelled).toBe(true);
   });
@@ -139,14 +187,38 @@ describe('MapCache (plugin)', () => {
     }, dir);
     cache.start();
     streams[0]!.emit('data', full([[42, 500, 'a']]));
-    expect(cache.lookup(42)).toEqual(['process-role:a']);
+    expect(cache.lookup(42, 60_000)).toEqual(['process-role:a']);
     streams[0]!.emit('error', new Error('daemon went away'));
     expect(cache.ready).toBe(false);
-    expect(cache.lookup(42)).toBeUndefined();
+    expect(cache.lookup(42, 60_000)).toBeUndefined();
     await new Promise(r => setTimeout(r, 400));
     expect(streams).toHaveLength(2); // reconnected by itself
     streams[1]!.emit('data', full([[42, 500, 'a']]));
-    expect(cache.lookup(42)).toEqual(['process-role:a']);
+    expect(cache.lookup(42, 60_000)).toEqual(['process-role:a']);
+    cache.close();
+  });
+
+  // Issue 10, item 3: the plugin kept answering a revoked role while the daemon hung.
+  it('stops answering from a copy not heard from within the bound, and resumes on the next message', () => {
+    const streams: FakeStream[] = [];
+    let now = 1000;
+    const cache = new MapCache(
+      () => {
+        const s = new FakeStream();
+        streams.push(s);
+        return s as never;
+      },
+      procDir({ 42: 500 }),
+      () => now,
+    );
+    cache.start();
+    streams[0]!.emit('data', full([[42, 500, 'a']]));
+    now += 1999;
+    expect(cache.lookup(42, 2000)).toEqual(['process-role:a']);
+    now += 2;
+    expect(cache.lookup(42, 2000)).toBeUndefined(); // the daemon went quiet: hung, or its stream stalled
+    streams[0]!.emit('data', { map_version: '1', full: false, upserts: [], removed: [], pid_namespace: ownNs }); // a heartbeat
+    expect(cache.lookup(42, 2000)).toEqual(['process-role:a']);
     cache.close();
   });
 
@@ -159,7 +231,7 @@ describe('MapCache (plugin)', () => {
     }, procDir({ 42: 500 }));
     cache.start();
     streams[0]!.emit('data', full([[42, 500, 'a']], '1234'));
-    expect(cache.lookup(42)).toBeUndefined();
+    expect(cache.lookup(42, 60_000)).toBeUndefined();
     expect(cache.ready).toBe(false);
     cache.close();
   });

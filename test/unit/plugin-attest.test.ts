@@ -179,3 +179,60 @@ describe('Attest', () => {
     expect(b.calls.length).toBeGreaterThan(0);
   });
 });
+
+// The hot path: a mapped PID answered from the plugin's copy of the daemon's
+// map (fed by WatchMap), and what bounds that copy's age.
+describe('Attest from the copy of the daemon\'s map', () => {
+  async function synced(d: FakeDaemon, pid: number): Promise<void> {
+    const t0 = performance.now();
+    while (performance.now() - t0 < 5000) {
+      const before = d.calls.length;
+      await attest(pid);
+      if (d.calls.length === before) return; // answered without asking the daemon
+      await new Promise(r => setTimeout(r, 20));
+    }
+    throw new Error('the copy never synced');
+  }
+
+  it('answers a mapped PID without asking the daemon, and only while its start time matches', async () => {
+    const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true });
+    await configure(`daemon_socket = "${d.socketPath}"`);
+    await synced(d, process.pid);
+    const calls = d.calls.length;
+    for (let i = 0; i < 20; i++) expect(await attest(process.pid)).toEqual({ selector_values: ALL });
+    expect(d.calls.length).toBe(calls);
+    // The daemon says the PID is now another process: the copy must not answer for it.
+    d.push({ upserts: [{ host_pid: process.pid, start_time: '1', selector_values: ['process-role:other'] }] });
+    await new Promise(r => setTimeout(r, 50));
+    expect(await attest(process.pid)).toEqual({ selector_values: ALL }); // from Attest, which this fake answers from its table
+    expect(d.calls.length).toBe(calls + 1);
+  });
+
+  it('stops answering from the copy once a removal arrives', async () => {
+    const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true });
+    await configure(`daemon_socket = "${d.socketPath}"`);
+    await synced(d, process.pid);
+    d.push({ removed: [process.pid] });
+    delete d.selectors[process.pid];
+    await new Promise(r => setTimeout(r, 50));
+    expect(await attest(process.pid)).toEqual({ selector_values: [] });
+  });
+
+  // Issue 10, item 3: SIGSTOP the daemon, remove the marker: the plugin kept answering the role.
+  it('answers nothing from a copy the daemon has not refreshed within map_max_age: a hung daemon is an error', async () => {
+    const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true, heartbeatMs: 100 });
+    await configure(`daemon_socket = "${d.socketPath}"\nmap_max_age = "1s"\nattest_timeout = "300ms"\nin_flight_wait = "100ms"`);
+    await synced(d, process.pid);
+    // The daemon hangs: streams stay open, nothing is sent, Attest never answers.
+    d.muted = true;
+    d.delayMs = 60_000;
+    await new Promise(r => setTimeout(r, 500));
+    expect(await attest(process.pid)).toEqual({ selector_values: ALL }); // still within the bound
+    await new Promise(r => setTimeout(r, 700));
+    await expectGrpcError(attest(process.pid), grpc.status.DEADLINE_EXCEEDED, 'did not answer in time');
+    // Heartbeats again: the copy is trusted again.
+    d.muted = false;
+    d.delayMs = 0;
+    await synced(d, process.pid);
+  });
+});

@@ -1,0 +1,91 @@
+// Review findings of issue 10, item 6, each on the real part: the local API
+// must not touch the process umask while it binds, the watcher must not wait
+// forever for chokidar, and daemon and plugin must agree on socket paths.
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadDaemonConfig } from '../../src/daemon/config.js';
+import { createLayout } from '../../src/daemon/layout.js';
+import { LocalApiServer } from '../../src/daemon/local-api.js';
+import { MarkerWatcher } from '../../src/daemon/watcher.js';
+import { createLogger } from '../../src/log.js';
+import { buildPluginConfig } from '../../src/plugin/config-service.js';
+import { MAX_SOCKET_PATH_BYTES } from '../../src/socket-path.js';
+
+const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-parts-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('LocalApiServer.start', () => {
+  it('leaves the process umask alone while it binds: files written meanwhile keep their mode, the socket is 0600', async () => {
+    const dir = tmp();
+    const old = process.umask(0o022);
+    try {
+      const api = new LocalApiServer(path.join(dir, 'api.sock'), async () => ({ selector_values: [], found: false, map_version: 0 }), silent);
+      const started = api.start(); // suspended in the bind
+      fs.writeFileSync(path.join(dir, 'meanwhile.json'), '{}', { mode: 0o644 });
+      await started;
+      expect(fs.statSync(path.join(dir, 'meanwhile.json')).mode & 0o777).toBe(0o644);
+      expect(fs.statSync(path.join(dir, 'api.sock')).mode & 0o777).toBe(0o600);
+      expect(process.umask()).toBe(0o022);
+      expect(fs.readdirSync(dir).sort()).toEqual(['api.sock', 'meanwhile.json']); // no leftover bind directory
+      await api.close();
+    } finally {
+      process.umask(old);
+    }
+  });
+});
+
+describe('MarkerWatcher.start', () => {
+  it('does not wait forever for chokidar\'s initial scan: it goes on and reports it', async () => {
+    const root = tmp();
+    const errors: unknown[] = [];
+    const stuck = (): never => Object.assign(new EventEmitter(), { close: async () => undefined }) as never; // never emits 'ready'
+    const w = new MarkerWatcher({
+      layout: createLayout({ kind: 'flat', contextRoot: root }),
+      log: silent,
+      onPath: () => undefined,
+      onError: e => errors.push(e),
+      readyTimeoutMs: 100,
+      watchFn: stuck,
+    });
+    const t0 = performance.now();
+    await w.start();
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(w.armed).toBe(true);
+    expect(String(errors[0])).toMatch(/did not finish its initial scan .* within 100 ms/);
+    await w.close();
+  });
+});
+
+describe('socket path limits', () => {
+  it('are the same for the daemon\'s socket and the plugin\'s daemon_socket (107 bytes)', () => {
+    const at = (n: number): string => `/${'s'.repeat(n - 1)}`;
+    const daemonOk = (p: string): boolean => {
+      try {
+        loadDaemonConfig(['--socket', p], {});
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const pluginOk = (p: string): boolean => buildPluginConfig({ hcl_configuration: `daemon_socket = "${p}"` }).config !== undefined;
+    expect(MAX_SOCKET_PATH_BYTES).toBe(107);
+    for (const n of [100, 104, 107]) {
+      expect(daemonOk(at(n)), `daemon, ${n} bytes`).toBe(true);
+      expect(pluginOk(at(n)), `plugin, ${n} bytes`).toBe(true);
+    }
+    expect(daemonOk(at(108))).toBe(false);
+    expect(pluginOk(at(108))).toBe(false);
+  });
+});

@@ -1,0 +1,98 @@
+// The reconciler (the decision core's I/O shell) in-process, on real files and
+// real processes of this host (flat layout), with a procfs that fails where a
+// test needs it to.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DecisionStore } from '../../src/daemon/decision-store.js';
+import { createLayout } from '../../src/daemon/layout.js';
+import { createMetrics } from '../../src/daemon/metrics.js';
+import { createProcfs, type Procfs } from '../../src/daemon/procfs.js';
+import { Reconciler } from '../../src/daemon/reconciler.js';
+import { StateWriter } from '../../src/daemon/state-writer.js';
+import { createLogger } from '../../src/log.js';
+import { eventually } from '../helpers/env.js';
+
+const lines: string[] = [];
+const log = createLogger({ destination: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) });
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  lines.length = 0;
+});
+
+function sleeper(): ChildProcess {
+  const c = spawn('sleep', ['1000'], { stdio: 'ignore' });
+  cleanups.push(() => void c.kill('SIGKILL'));
+  return c;
+}
+
+async function reconciler(procfs: Procfs): Promise<{ r: Reconciler; dir: string; metrics: ReturnType<typeof createMetrics> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-rec-'));
+  const state = path.join(dir, '.state');
+  fs.mkdirSync(path.join(dir, 'ctx'));
+  const metrics = createMetrics();
+  const r = new Reconciler({
+    layout: createLayout({ kind: 'flat', contextRoot: path.join(dir, 'ctx') }),
+    procfs,
+    containerContextDir: path.join(dir, 'ctx'),
+    markerMaxBytes: 4096,
+    exclusiveRoles: true,
+    startSlackMs: 50,
+    pendingRetryMs: 100,
+    livenessIntervalMs: 1000,
+    resyncIntervalMs: 60_000,
+    state: new StateWriter(state, () => undefined),
+    store: new DecisionStore(state, 'boot', () => undefined),
+    nodeName: undefined,
+    log,
+    metrics,
+  });
+  fs.mkdirSync(state);
+  await r.start();
+  cleanups.push(() => r.close());
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return { r, dir: path.join(dir, 'ctx'), metrics };
+}
+
+function write(dir: string, name: string, fields: Record<string, unknown>): void {
+  fs.writeFileSync(path.join(dir, `.${name}.tmp`), JSON.stringify({ agent_name: 'crew', tenant: 'acme', ...fields }));
+  fs.renameSync(path.join(dir, `.${name}.tmp`), path.join(dir, name));
+}
+
+describe('Reconciler', () => {
+  // Issue 10, item 6: one marker that throws dropped the rest of its batch until the next resync.
+  it('maps every other marker of a batch when one of them fails, and retries the failed one', async () => {
+    const real = createProcfs();
+    let broken: number | undefined;
+    const procfs: Procfs = {
+      ...real,
+      readPidNs: pid => {
+        if (pid === broken) throw Object.assign(new Error('EIO: i/o error, readlink'), { code: 'EIO' });
+        return real.readPidNs(pid);
+      },
+    };
+    const { r, dir, metrics } = await reconciler(procfs);
+    const procs = [sleeper(), sleeper(), sleeper()];
+    await eventually(() => procs.every(p => real.readStartTime(p.pid as number) !== undefined), 5000, 'sleepers');
+    broken = procs[1]!.pid;
+    const ns = real.readPidNs(process.pid);
+    // Names in an order that puts the failing one in the middle of the batch.
+    write(dir, 'a.json', { process_role: 'a', container_pid: procs[0]!.pid });
+    write(dir, 'b.json', { process_role: 'b', container_pid: procs[1]!.pid, pid_namespace: ns });
+    write(dir, 'c.json', { process_role: 'c', container_pid: procs[2]!.pid });
+    for (const n of ['a.json', 'b.json', 'c.json']) r.notify(path.join(dir, n));
+    await eventually(() => r.snapshot().size === 2, 5000, 'a and c mapped');
+    expect(r.snapshot().get(procs[0]!.pid as number)?.marker.process_role).toBe('a');
+    expect(r.snapshot().get(procs[2]!.pid as number)?.marker.process_role).toBe('c');
+    const b = r.markers().find(m => m.path.endsWith('b.json'));
+    expect(b?.reason).toMatch(/last attempt failed: EIO/);
+    expect((await metrics.reconcileErrors.get()).values[0]?.value).toBeGreaterThan(0);
+    broken = undefined; // the disk recovers: the retry maps it
+    await eventually(() => r.snapshot().get(procs[1]!.pid as number)?.marker.process_role === 'b', 5000, 'b mapped on retry');
+    expect(r.markers().find(m => m.path.endsWith('b.json'))?.reason).toBe(`mapped to host PID ${procs[1]!.pid}`);
+  });
+});
