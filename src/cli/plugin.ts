@@ -54,11 +54,11 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   // attestation closed and its health check shows it, rather than keep
   // answering from that state.
   let fatal = false;
-  let server: InstanceType<typeof GoPluginServer> | undefined;
+  const serving: { server?: InstanceType<typeof GoPluginServer> } = {};
   const onUnhandled = (err: unknown): void => {
     log.error({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'unhandled error: the plugin stops');
     fatal = true;
-    void server?.close();
+    void serving.server?.close();
   };
   process.on('unhandledRejection', onUnhandled);
   process.on('uncaughtException', onUnhandled);
@@ -67,7 +67,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   const daemon = new DaemonClients();
   store.onChange(c => daemon.retainOnly(c.daemonSocket));
 
-  server = new GoPluginServer({
+  const server = new GoPluginServer({
     cookieKey: PLUGIN_TYPE,
     cookieValue: PLUGIN_TYPE,
     env,
@@ -85,6 +85,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     ],
   });
 
+  serving.server = server;
   const onSigterm = (): void => {
     log.info('SIGTERM: stopping');
     void server.close();

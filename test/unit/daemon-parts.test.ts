@@ -31,7 +31,7 @@ describe('LocalApiServer.start', () => {
     const dir = tmp();
     const old = process.umask(0o022);
     try {
-      const api = new LocalApiServer(path.join(dir, 'api.sock'), async () => ({ selector_values: [], found: false, map_version: 0 }), silent);
+      const api = new LocalApiServer(path.join(dir, 'api.sock'), () => Promise.resolve({ selector_values: [], found: false, map_version: 0 }), silent);
       const started = api.start(); // suspended in the bind
       fs.writeFileSync(path.join(dir, 'meanwhile.json'), '{}', { mode: 0o644 });
       await started;
@@ -50,7 +50,7 @@ describe('MarkerWatcher.start', () => {
   it('does not wait forever for chokidar\'s initial scan: it goes on and reports it', async () => {
     const root = tmp();
     const errors: unknown[] = [];
-    const stuck = (): never => Object.assign(new EventEmitter(), { close: async () => undefined }) as never; // never emits 'ready'
+    const stuck = (): never => Object.assign(new EventEmitter(), { close: () => Promise.resolve() }) as never; // never emits 'ready'
     const w = new MarkerWatcher({
       layout: createLayout({ kind: 'flat', contextRoot: root }),
       log: silent,
