@@ -4,8 +4,9 @@
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
 import { createAttester } from './attest.js';
-import type { DaemonConfig } from './config.js';
+import { configPlaces, type DaemonConfig } from './config.js';
 import { debugRoutes } from './debug-routes.js';
+import { HistoryWriter } from './history.js';
 import { HttpServer } from './http-server.js';
 import { createLayout } from './layout.js';
 import { LocalApiServer } from './local-api.js';
@@ -47,6 +48,22 @@ export async function runDaemon(
     // Not fatal: attestation does not need the state files.
     log.error({ [F.err]: (err as Error).message, dir: config.stateDir }, 'state_dir cannot be created; enriched context files will not be written');
   }
+  // Identity history (state_dir/history.jsonl): started first, closed last, so
+  // that it frames every grant and removal with daemon_start / daemon_stop.
+  const history =
+    config.historyMaxBytes > 0
+      ? new HistoryWriter({
+          dir: config.stateDir,
+          maxBytes: config.historyMaxBytes,
+          maxFiles: config.historyMaxFiles,
+          nodeName: config.nodeName,
+          onLost: (n, err, first) => {
+            metrics.historyWriteErrors.inc(n);
+            if (first) log.error({ [F.module]: 'history', [F.err]: err.message, dir: config.stateDir }, 'identity history cannot be written; lost events are counted in hexr_history_write_errors_total');
+          },
+          onRecovered: () => log.info({ [F.module]: 'history', dir: config.stateDir }, 'identity history is written again'),
+        })
+      : undefined;
   const reconciler = new Reconciler({
     layout,
     procfs,
@@ -61,6 +78,7 @@ export async function runDaemon(
     nodeName: config.nodeName,
     log,
     metrics,
+    history,
   });
   const watcher = new MarkerWatcher({
     layout,
@@ -79,6 +97,10 @@ export async function runDaemon(
   let metricsServer: HttpServer | undefined;
 
   try {
+    if (history) {
+      history.start();
+      started.push(history);
+    }
     // Watch first, so nothing written during the initial scan is missed.
     await watcher.start();
     started.push(watcher);
@@ -96,6 +118,7 @@ export async function runDaemon(
           ready: () => reconciler.ready,
           status: () => ({
             node_name: config.nodeName ?? null,
+            config: configPlaces(config),
             layout: config.layout,
             watch_root: layout.watchRoot,
             watcher_armed: watcher.armed,

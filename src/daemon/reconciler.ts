@@ -13,6 +13,7 @@
 // file (device + inode through /proc/H/root, no symlink followed), and H's
 // start time (field 22 of /proc/H/stat), which also pins the mapping to this
 // process and no later one with the same PID number.
+import { roleEventOf, type RoleEventInput } from '../core/history.js';
 import { parseMarkerBytes, type Marker } from '../core/marker.js';
 import { PidMap, type Mapping } from '../core/pid-map.js';
 import { selectorValuesFor } from '../core/selectors.js';
@@ -80,6 +81,7 @@ export interface ReconcilerOptions {
   readonly nodeName: string | undefined;
   readonly log: Logger;
   readonly metrics: Metrics;
+  readonly history?: { record(e: RoleEventInput): void } | undefined;
   /** Injected for tests. */
   readonly now?: () => number;
 }
@@ -709,6 +711,7 @@ export class Reconciler {
     this.changed = true;
     this.setState(r, 'mapped', `mapped to host PID ${cand.pid}`);
     this.o.state.write(mapping, identity, this.o.nodeName);
+    this.o.history?.record(roleEventOf('grant', 'mapped', mapping, identity.ino));
     this.log.info(
       { [F.markerPath]: r.path, [F.hostPid]: cand.pid, [F.containerPid]: m.container_pid, [F.role]: m.process_role, [F.podUid]: podUid },
       'marker mapped',
@@ -723,6 +726,7 @@ export class Reconciler {
     const holders = this.roleHolders.get(key);
     holders?.delete(m.hostPid);
     if (holders?.size === 0) this.roleHolders.delete(key);
+    this.o.history?.record(roleEventOf('removal', cause, m, this.identities.get(m.hostPid)?.ino));
     this.identities.delete(m.hostPid);
     this.changed = true;
     this.o.state.remove(m.hostPid);
