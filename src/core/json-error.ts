@@ -70,7 +70,7 @@ export function locateJsonError(text: string): JsonErrorLocation | undefined {
       if (c < 0x20) return `control character ${describe(text, i)} in a string (must be escaped)`;
       if (c === 0x5c) {
         i++;
-        const e = i < n ? text[i] : '';
+        const e = text[i] ?? '';
         if (e !== '' && '"\\/bfnrt'.includes(e)) i++;
         else if (e === 'u') {
           i++;
