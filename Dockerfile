@@ -40,6 +40,10 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/proto ./proto
+# `hexr-pid-mapper` on PATH (kubectl exec ... -- hexr-pid-mapper pidmap): the
+# launcher runs /opt/hexr/dist/main.js, found relative to its own real path.
+COPY --from=build /src/bin/hexr-pid-mapper ./bin/hexr-pid-mapper
+RUN chmod 0555 /opt/hexr/bin/hexr-pid-mapper && ln -s /opt/hexr/bin/hexr-pid-mapper /usr/local/bin/hexr-pid-mapper
 
 # ---------------------------------------------------------------------------
 # daemon: the per-node PID mapper (daemonset/daemonset.yaml).

@@ -3,9 +3,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, loadDaemonConfig } from '../daemon/config.js';
+import { ConfigError, KEYS, loadDaemonConfig } from '../daemon/config.js';
 import { socketAccepts } from '../daemon/socket-probe.js';
+import { parseCommand, usageError } from './args.js';
 import type { Env } from './context.js';
+import { DEFAULT_DEBUG_ADDR, daemonStatus, placesOf } from './debug-client.js';
 
 type Level = 'PASS' | 'WARN' | 'FAIL';
 interface Check {
@@ -22,25 +24,54 @@ function readNum(file: string): number | undefined {
   }
 }
 
+const USAGE = `usage: hexr-pid-mapper doctor [--addr HOST:PORT] [--spire-config FILE] [daemon flags]
+
+Checks this node's prerequisites and prints one PASS / WARN / FAIL line each;
+exits 1 on any FAIL.
+
+It checks the configuration of the daemon running at --addr (default:
+HEXR_DEBUG_ADDR, else 127.0.0.1:8787), as the daemon reports it; daemon flags
+(hexr-pid-mapper daemon --help), HEXR_* variables and --config override it.
+With no daemon running it checks the built-in defaults (kubelet layout).
+
+  --spire-config FILE  also check the SPIRE agent's WorkloadAttestor "hexr" block
+`;
+
 export async function doctorCommand(args: string[], env: Env): Promise<number> {
-  let spireConfig: string | undefined;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--spire-config') spireConfig = args[++i];
-    else rest.push(args[i] as string);
+  const options: Record<string, { type: 'string' }> = { addr: { type: 'string' }, 'spire-config': { type: 'string' }, config: { type: 'string' } };
+  for (const spec of Object.values(KEYS)) options[spec.flag] = { type: 'string' };
+  const parsed = parseCommand({ name: 'doctor', usage: USAGE, options }, args);
+  if (!parsed.ok) return parsed.exitCode;
+  const values = parsed.values as Record<string, string | undefined>;
+  const spireConfig = values['spire-config'];
+  const daemonArgs: string[] = [];
+  for (const flag of ['config', ...Object.values(KEYS).map(s => s.flag)]) {
+    const v = values[flag];
+    if (v !== undefined) daemonArgs.push(`--${flag}=${v}`);
   }
+  const addr = values['addr'] ?? values['debug-addr'] ?? env['HEXR_DEBUG_ADDR'] ?? DEFAULT_DEBUG_ADDR;
+  const status = addr === 'off' ? undefined : await daemonStatus(addr);
+  const places = placesOf(status);
   let cfg;
   try {
-    cfg = loadDaemonConfig(rest, env);
+    cfg = loadDaemonConfig(daemonArgs, env, places ?? {});
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`hexr-pid-mapper doctor: ${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof ConfigError) return usageError('doctor', USAGE, err.problems.join('; '));
     throw err;
   }
   const checks: Check[] = [];
   const add = (level: Level, what: string, detail: string): void => void checks.push({ level, what, detail });
+  const where = `${cfg.layout.kind} layout, socket ${cfg.socketPath}, state_dir ${cfg.stateDir}`;
+  const own = daemonArgs.length > 0 ? ' (with the flags given here on top)' : '';
+  if (places) add('PASS', 'daemon', `running at ${addr}; checking its configuration${own}: ${where}`);
+  else if (status) add('WARN', 'daemon', `running at ${addr} but it does not report its configuration; checking ${daemonArgs.length > 0 ? 'the flags given' : 'the built-in defaults'}: ${where}`);
+  else {
+    const hint =
+      daemonArgs.length > 0
+        ? 'checking the flags given'
+        : 'checking the built-in defaults; to check another configuration pass its daemon flags (`npm start` runs --layout flat), or --addr HOST:PORT of a running daemon';
+    add('WARN', 'daemon', `no daemon answered at ${addr}; ${hint}: ${where}`);
+  }
   const proc = path.join(cfg.procRoot, 'proc');
 
   // /proc: can we see other PID namespaces' processes and their roots?

@@ -1,24 +1,41 @@
-// `hexr-pid-mapper pidmap`: the daemon's PID map as a table (or JSON), read
-// from its debug endpoint.
-import { parseArgs } from 'node:util';
-import { renderTable, type PidmapRow } from '../daemon/debug-view.js';
+// `hexr-pid-mapper pidmap`: the daemon's PID map as a table (or JSON, or just
+// the host PIDs), read from its debug endpoint.
+import { safeJson } from '../core/escape.js';
+import type { PidmapRow } from '../daemon/debug-view.js';
+import { parseCommand } from './args.js';
 import type { Env } from './context.js';
 import { debugAddr, getJson } from './debug-client.js';
-import { safeJson } from '../core/escape.js';
+import { renderTable } from './table.js';
+
+const USAGE = `usage: hexr-pid-mapper pidmap [--json | -q] [--pod UID] [--role R] [--tenant T] [--agent A] [--addr HOST:PORT]
+
+Prints the daemon's PID map, read from its debug endpoint.
+
+  --json           the whole answer as JSON
+  -q, --quiet      only the host PIDs, one per line (for scripts)
+  --pod, --role, --tenant, --agent   show only the matching mappings
+  --addr HOST:PORT the daemon's debug_addr (default: HEXR_DEBUG_ADDR, else 127.0.0.1:8787)
+`;
 
 export async function pidmapCommand(args: string[], env: Env): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      addr: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      pod: { type: 'string' },
-      role: { type: 'string' },
-      tenant: { type: 'string' },
-      agent: { type: 'string' },
+  const parsed = parseCommand(
+    {
+      name: 'pidmap',
+      usage: USAGE,
+      options: {
+        addr: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        pod: { type: 'string' },
+        role: { type: 'string' },
+        tenant: { type: 'string' },
+        agent: { type: 'string' },
+      },
     },
-    strict: true,
-  });
+    args,
+  );
+  if (!parsed.ok) return parsed.exitCode;
+  const { values } = parsed;
   const query = new URLSearchParams();
   for (const k of ['pod', 'role', 'tenant', 'agent'] as const) {
     const v = values[k];
@@ -33,6 +50,13 @@ export async function pidmapCommand(args: string[], env: Env): Promise<number> {
     return 1;
   }
   if (values.json) process.stdout.write(`${safeJson(body, 2)}\n`);
-  else process.stdout.write(renderTable(body.entries) + `${body.count} mapped, map version ${body.version}\n`);
+  else if (values.quiet) process.stdout.write(body.entries.map(e => `${e.host_pid}\n`).join(''));
+  else process.stdout.write(pidmapTable(body.entries) + `${body.count} mapped, map version ${body.version}\n`);
   return 0;
+}
+
+/** The table `pidmap` prints (one line per mapping, every cell escaped). */
+export function pidmapTable(entries: readonly PidmapRow[]): string {
+  const rows = entries.map(e => [e.host_pid, e.container_pid, e.tenant, e.agent_name, e.process_role, e.pod_uid, e.marker_path]);
+  return renderTable(['HOST PID', 'CPID', 'TENANT', 'AGENT', 'ROLE', 'POD', 'MARKER'], rows);
 }

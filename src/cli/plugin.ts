@@ -7,21 +7,31 @@
 // environment is checked before gRPC, protos or pino are loaded.
 import type { Env } from './context.js';
 import { checkLaunchEnv } from '../goplugin/handshake.js';
+import { printHelp, usageError, wantsHelp } from './args.js';
 
 /** SPIRE uses the plugin type as both cookie key and value. */
 export const PLUGIN_TYPE = 'WorkloadAttestor';
 /** Exit status after an unhandled error (sysexits.h). */
 export const EX_SOFTWARE = 70;
 
-export async function pluginCommand(args: string[], env: Env): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stderr.write(
-      'usage: hexr-pid-mapper plugin\n\n' +
-        'Runs as a SPIRE external WorkloadAttestor. Configure it in the SPIRE agent:\n' +
-        '  WorkloadAttestor "hexr" { plugin_cmd = "..." plugin_args = ["plugin"] plugin_data { daemon_socket = "/run/hexr/pid-mapper.sock" } }\n',
-    );
-    return 0;
+const USAGE = `usage: hexr-pid-mapper plugin
+
+Runs as a SPIRE external WorkloadAttestor; the SPIRE agent starts it. In the
+agent's configuration (daemonset/spire-agent-hexr.conf):
+
+  WorkloadAttestor "hexr" {
+    plugin_cmd      = "/opt/hexr/bin/hexr-plugin.mjs"   # the launcher in the spire-agent image
+    plugin_checksum = "<sha256 of that file>"
+    plugin_data { daemon_socket = "/run/hexr/pid-mapper.sock" }
   }
+`;
+
+export async function pluginCommand(args: string[], env: Env): Promise<number> {
+  if (wantsHelp(args)) return printHelp(USAGE);
+  // SPIRE passes plugin_args: a word (e.g. "plugin" through the launcher) is
+  // only warned about below, but an option we do not have is a mistake.
+  const flag = args.find(a => a.startsWith('-') && a !== '-');
+  if (flag !== undefined) return usageError('plugin', USAGE, `unknown option ${flag}`);
   const problem = checkLaunchEnv(env, PLUGIN_TYPE, PLUGIN_TYPE);
   if (problem?.code === 'NOT_A_PLUGIN_LAUNCH') {
     process.stderr.write(problem.message);

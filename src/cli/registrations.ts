@@ -15,8 +15,8 @@
 // Inputs are checked as a whole: every problem of every file is reported, and
 // nothing is printed unless all files are good (exit 2 otherwise).
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { NAME_RE } from '../core/marker.js';
+import { parseCommand } from './args.js';
 import type { Env } from './context.js';
 
 const USAGE = `usage: hexr-pid-mapper registrations [options] FILE.json...
@@ -274,10 +274,10 @@ export function registrationsCommand(args: string[], _env: Env): Promise<number>
 }
 
 function run(args: string[]): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
+  const parsed = parseCommand(
+    {
+      name: 'registrations',
+      usage: USAGE,
       options: {
         format: { type: 'string', default: 'entries' },
         'trust-domain': { type: 'string' },
@@ -285,20 +285,13 @@ function run(args: string[]): number {
         namespace: { type: 'string' },
         'service-account': { type: 'string' },
         'pod-label': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
       },
-      strict: true,
       allowPositionals: true,
-    });
-  } catch (err) {
-    process.stderr.write(`hexr-pid-mapper registrations: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+    },
+    args,
+  );
+  if (!parsed.ok) return parsed.exitCode;
   const { values, positionals: files } = parsed;
-  if (values.help) {
-    process.stderr.write(USAGE);
-    return 0;
-  }
 
   const usage: string[] = [];
   const format = values.format;
@@ -322,7 +315,7 @@ function run(args: string[]): number {
   }
   if (files.length === 0) usage.push('no process-context files given');
   if (usage.length > 0) {
-    process.stderr.write(`hexr-pid-mapper registrations:\n${usage.map(p => `  - ${p}\n`).join('')}\n${USAGE}`);
+    process.stderr.write(`hexr-pid-mapper registrations: ${usage.join('; ')}\n${USAGE}`);
     return 2;
   }
 

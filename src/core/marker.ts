@@ -2,6 +2,7 @@
 // The parser is pure: it takes bytes or text, never a path. It validates the
 // shape field by field and builds a fresh object; unknown fields are ignored
 // and never copied.
+import { locateJsonError } from './json-error.js';
 
 /** Name-like fields become selector values and SPIFFE path segments. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -71,7 +72,9 @@ export function parseMarker(text: string, maxBytes = MARKER_MAX_BYTES): MarkerRe
   try {
     raw = JSON.parse(text);
   } catch {
-    return { ok: false, reason: 'invalid-json' };
+    // The reason's first token stays "invalid-json" (metrics label on it).
+    const at = locateJsonError(text);
+    return { ok: false, reason: at ? `invalid-json: line ${at.line}, column ${at.column} (byte ${at.byte}): ${at.problem}` : 'invalid-json' };
   }
   if (!isPlainRecord(raw)) return { ok: false, reason: 'invalid-json: not an object' };
 

@@ -1,7 +1,8 @@
 // Daemon configuration: flags > environment (HEXR_*) > JSON config file
 // (--config / HEXR_CONFIG) > defaults. Validated once at start; every problem
 // is reported at once; the result is frozen. `env` is passed in: no module
-// reads process.env.
+// reads process.env. `doctor` passes a running daemon's own configuration in
+// place of the defaults, so that it checks what that daemon really uses.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +40,10 @@ export interface DaemonConfig {
   readonly startSlackMs: number;
   readonly logLevel: LogLevel;
   readonly nodeName: string | undefined;
+  /** Size at which state_dir/history.jsonl is rotated; 0: no identity history. */
+  readonly historyMaxBytes: number;
+  /** Rotated history files kept (history.1.jsonl ... history.N.jsonl). */
+  readonly historyMaxFiles: number;
 }
 
 export class ConfigError extends Error {
@@ -61,7 +66,12 @@ export const KEYS: Record<string, KeySpec> = {
   context_root: { flag: 'context-root', env: 'HEXR_CONTEXT_ROOT', def: '/tmp/hexr-context', help: 'flat layout: the directory markers are written to' },
   kubelet_root: { flag: 'kubelet-root', env: 'HEXR_KUBELET_ROOT', def: '/var/lib/kubelet', help: 'kubelet layout: kubelet root directory (pods/ below it)' },
   context_volume: { flag: 'context-volume', env: 'HEXR_CONTEXT_VOLUME', def: 'hexr-context', help: 'kubelet layout: name of the emptyDir volume holding markers' },
-  container_context_dir: { flag: 'container-context-dir', env: 'HEXR_CONTAINER_CONTEXT_DIR', def: '/tmp/hexr-context', help: 'the context directory as workloads see it (inside their mount namespace)' },
+  container_context_dir: {
+    flag: 'container-context-dir',
+    env: 'HEXR_CONTAINER_CONTEXT_DIR',
+    def: '/tmp/hexr-context',
+    help: 'the context directory as workloads see it (inside their mount namespace); flat layout: defaults to context_root',
+  },
   state_dir: { flag: 'state-dir', env: 'HEXR_STATE_DIR', def: '/run/hexr/pid-map', help: 'where enriched context files {host_pid}.json are written' },
   socket: { flag: 'socket', env: 'HEXR_SOCKET', def: '/run/hexr/pid-mapper.sock', help: 'unix socket of the local attestation API (mode 0600)' },
   socket_group: { flag: 'socket-group', env: 'HEXR_SOCKET_GROUP', def: '', help: 'group (name or GID) allowed to use the socket, made mode 0660, e.g. for a non-root SPIRE agent; empty: root only' },
@@ -76,6 +86,8 @@ export const KEYS: Record<string, KeySpec> = {
   exclusive_roles: { flag: 'exclusive-roles', env: 'HEXR_EXCLUSIVE_ROLES', def: 'true', help: 'one live process per role per pod (false: worker pools share a role)' },
   start_slack: { flag: 'start-slack', env: 'HEXR_START_SLACK', def: '50ms', help: 'tolerance of the started-before-the-marker rule for clock granularity (start times are 10 ms ticks; file times one kernel tick)' },
   log_level: { flag: 'log-level', env: 'HEXR_LOG_LEVEL', def: 'info', help: 'trace, debug, info, warn or error' },
+  history_max_bytes: { flag: 'history-max-bytes', env: 'HEXR_HISTORY_MAX_BYTES', def: '4194304', help: 'identity history: size at which state_dir/history.jsonl is rotated (0 disables the history)' },
+  history_max_files: { flag: 'history-max-files', env: 'HEXR_HISTORY_MAX_FILES', def: '5', help: 'identity history: rotated files kept (history.1.jsonl ... history.N.jsonl)' },
 };
 
 function parseAddr(key: string, v: string, problems: string[]): ListenAddr | undefined {
@@ -102,7 +114,15 @@ function groupId(name: string, file: string): number | undefined {
   return undefined;
 }
 
-export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<string, string | undefined>>): DaemonConfig {
+/**
+ * `defaults`, when given, replaces the built-in defaults (config-file keys to
+ * string values): how `doctor` checks the configuration of a running daemon.
+ */
+export function loadDaemonConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  defaults: Readonly<Record<string, string>> = {},
+): DaemonConfig {
   const options: Record<string, { type: 'string' }> = { config: { type: 'string' } };
   for (const spec of Object.values(KEYS)) options[spec.flag] = { type: 'string' };
   const problems: string[] = [];
@@ -127,11 +147,17 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
   // Own keys only: `in` would accept inherited names such as "constructor" or "__proto__".
   for (const k of Object.keys(file)) if (!Object.hasOwn(KEYS, k)) problems.push(`config file: unknown key "${k}"`);
 
-  const raw = (key: string): string => {
+  const given = (key: string): string | undefined => {
     const spec = KEYS[key] as KeySpec;
-    const v = flags[spec.flag] ?? env[spec.env] ?? (Object.hasOwn(file, key) ? file[key] : undefined);
-    if (v === undefined) return spec.def;
+    const v = flags[spec.flag] ?? env[spec.env] ?? (Object.hasOwn(file, key) ? file[key] : undefined) ?? (Object.hasOwn(defaults, key) ? defaults[key] : undefined);
+    if (v === undefined) return undefined;
     return typeof v === 'string' ? v : JSON.stringify(v);
+  };
+  const raw = (key: string): string => given(key) ?? (KEYS[key] as KeySpec).def;
+  const int = (key: string, min: number, max: number): number => {
+    const v = Number(raw(key));
+    if (!/^\d+$/.test(raw(key)) || v < min || v > max) problems.push(`${key}: "${raw(key)}" must be an integer in [${min}, ${max}]`);
+    return v;
   };
   const dur = (key: string, min: number, max: number): number => {
     const v = parseDuration(raw(key));
@@ -169,8 +195,9 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
     socketGid = /^\d{1,10}$/.test(socketGroup) ? Number(socketGroup) : groupId(socketGroup, env['HEXR_GROUP_FILE'] ?? '/etc/group');
     if (socketGid === undefined || socketGid > 0xffff_fffe) problems.push(`socket_group: "${socketGroup}" is not a GID or a group in /etc/group`);
   }
-  const maxBytes = Number(raw('marker_max_bytes'));
-  if (!Number.isInteger(maxBytes) || maxBytes < 256 || maxBytes > 1_048_576) problems.push(`marker_max_bytes: "${raw('marker_max_bytes')}" must be an integer in [256, 1048576]`);
+  const maxBytes = int('marker_max_bytes', 256, 1_048_576);
+  const historyMaxBytes = int('history_max_bytes', 0, 1 << 30);
+  if (historyMaxBytes > 0 && historyMaxBytes < 4096) problems.push(`history_max_bytes: "${raw('history_max_bytes')}" must be 0 (off) or at least 4096`);
   const excl = raw('exclusive_roles');
   if (excl !== 'true' && excl !== 'false') problems.push(`exclusive_roles: "${excl}" must be true or false`);
   const level = raw('log_level');
@@ -178,7 +205,8 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
 
   const cfg: DaemonConfig = {
     layout,
-    containerContextDir: absPath('container_context_dir'),
+    // Flat layout: a host process sees the context root at its own path.
+    containerContextDir: layout.kind === 'flat' && given('container_context_dir') === undefined ? layout.contextRoot : absPath('container_context_dir'),
     stateDir: absPath('state_dir'),
     socketPath,
     socketGid,
@@ -194,6 +222,8 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
     startSlackMs: dur('start_slack', 0, 3_600_000),
     logLevel: level as LogLevel,
     nodeName: env['NODE_NAME'],
+    historyMaxBytes,
+    historyMaxFiles: int('history_max_files', 0, 100),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   // Frozen all the way down: the nested objects are part of the config too.
@@ -201,4 +231,28 @@ export function loadDaemonConfig(args: readonly string[], env: Readonly<Record<s
   if (cfg.debugAddr) Object.freeze(cfg.debugAddr);
   if (cfg.metricsAddr) Object.freeze(cfg.metricsAddr);
   return Object.freeze(cfg);
+}
+
+function addrText(a: ListenAddr | undefined): string {
+  if (!a) return 'off';
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/**
+ * The places a configuration uses, as config-file keys: what a running daemon
+ * reports in /debug/status, so that the CLI (doctor, history) finds its
+ * socket, context root and state_dir without being told.
+ */
+export function configPlaces(c: DaemonConfig): Record<string, string> {
+  const layout =
+    c.layout.kind === 'flat' ? { layout: 'flat', context_root: c.layout.contextRoot } : { layout: 'kubelet', kubelet_root: c.layout.kubeletRoot, context_volume: c.layout.volume };
+  return {
+    ...layout,
+    container_context_dir: c.containerContextDir,
+    state_dir: c.stateDir,
+    socket: c.socketPath,
+    debug_addr: addrText(c.debugAddr),
+    metrics_addr: addrText(c.metricsAddr),
+    proc_root: c.procRoot,
+  };
 }

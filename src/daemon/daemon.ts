@@ -4,8 +4,9 @@
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
 import { createAttester } from './attest.js';
-import type { DaemonConfig } from './config.js';
+import { configPlaces, type DaemonConfig } from './config.js';
 import { debugRoutes } from './debug-routes.js';
+import { HistoryWriter } from './history.js';
 import { HttpServer } from './http-server.js';
 import { createLayout } from './layout.js';
 import { LocalApiServer } from './local-api.js';
@@ -16,6 +17,7 @@ import { Reconciler } from './reconciler.js';
 import { DecisionStore } from './decision-store.js';
 import { StateWriter } from './state-writer.js';
 import { MarkerWatcher } from './watcher.js';
+import { roleEventOf } from '../core/history.js';
 
 export interface RunningDaemon {
   readonly reconciler: Reconciler;
@@ -52,6 +54,22 @@ export async function runDaemon(
     metrics.stateWriteErrors.inc();
     log.error({ [F.module]: 'decision-store', [F.err]: err.message }, `decision journal: ${op} failed; it is removed so that a restart fails safe, and rewritten at the next change`);
   });
+  // Identity history (state_dir/history.jsonl): started first, closed last, so
+  // that it frames every grant and removal with daemon_start / daemon_stop.
+  const history =
+    config.historyMaxBytes > 0
+      ? new HistoryWriter({
+          dir: config.stateDir,
+          maxBytes: config.historyMaxBytes,
+          maxFiles: config.historyMaxFiles,
+          nodeName: config.nodeName,
+          onLost: (n, err, first) => {
+            metrics.historyWriteErrors.inc(n);
+            if (first) log.error({ [F.module]: 'history', [F.err]: err.message, dir: config.stateDir }, 'identity history cannot be written; lost events are counted in hexr_history_write_errors_total');
+          },
+          onRecovered: () => log.info({ [F.module]: 'history', dir: config.stateDir }, 'identity history is written again'),
+        })
+      : undefined;
   const reconciler = new Reconciler({
     layout,
     procfs,
@@ -68,6 +86,7 @@ export async function runDaemon(
     log,
     metrics,
   });
+  if (history) reconciler.onIdentityChange(c => history.record(roleEventOf(c.kind === 'grant' ? 'grant' : 'removal', c.cause, c.mapping, Number(c.inode) || undefined)));
   const watcher = new MarkerWatcher({
     layout,
     log,
@@ -79,14 +98,18 @@ export async function runDaemon(
   });
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
   const feed = new MapFeed(reconciler.snapshot(), procfs.readPidNs(process.pid));
-  feed.start();
-  started.push(feed);
   reconciler.onPublish((m, changes) => feed.publish(m, changes.keys()));
   const api = new LocalApiServer(config.socketPath, attest, log, feed, config.socketGid);
   let debug: HttpServer | undefined;
   let metricsServer: HttpServer | undefined;
 
   try {
+    if (history) {
+      history.start();
+      started.push(history);
+    }
+    feed.start();
+    started.push(feed);
     // Watch first, so nothing written during the initial scan is missed.
     await watcher.start();
     started.push(watcher);
@@ -104,6 +127,7 @@ export async function runDaemon(
           ready: () => reconciler.ready,
           status: () => ({
             node_name: config.nodeName ?? null,
+            config: configPlaces(config),
             layout: config.layout,
             watch_root: layout.watchRoot,
             watcher_armed: watcher.armed,

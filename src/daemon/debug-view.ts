@@ -1,6 +1,5 @@
 // Pure renderers for the debug endpoint: snapshot in, JSON-able data out.
 import type { Mapping, PidMap } from '../core/pid-map.js';
-import { escapeText } from '../core/escape.js';
 import { spiffePath } from '../core/selectors.js';
 
 export interface PidmapRow {
@@ -57,22 +56,4 @@ export function renderPidmap(snap: PidMap, f: PidmapFilter = {}): { version: num
   }
   entries.sort((a, b) => a.host_pid - b.host_pid);
   return { version: snap.version, count: entries.length, entries };
-}
-
-const COLS: [keyof PidmapRow, string][] = [
-  ['host_pid', 'HOST PID'],
-  ['container_pid', 'CPID'],
-  ['tenant', 'TENANT'],
-  ['agent_name', 'AGENT'],
-  ['process_role', 'ROLE'],
-  ['pod_uid', 'POD'],
-  ['marker_path', 'MARKER'],
-];
-
-/** Plain-text table for `hexr-pid-mapper pidmap`. */
-export function renderTable(rows: readonly PidmapRow[]): string {
-  const cells = rows.map(r => COLS.map(([k]) => escapeText(String(r[k] ?? '-'))));
-  const widths = COLS.map(([, h], i) => Math.max(h.length, ...cells.map(c => (c[i] as string).length)));
-  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
-  return [line(COLS.map(([, h]) => h)), ...cells.map(line)].join('\n') + '\n';
 }

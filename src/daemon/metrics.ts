@@ -1,12 +1,37 @@
 // Prometheus metrics of the daemon, on their own registry (served by the
 // metrics listener). Names are documented in the README.
+//
+// Every known label value is set to 0 at creation, so that each series exists
+// from the first scrape: rate() and absent()-style alerts work before the
+// first event, and a dashboard shows 0 rather than "no data".
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const ATTEST_RESULTS = ['found', 'not_found', 'evicted'] as const;
+export const MARKER_STATES = ['mapped', 'pending', 'conflict', 'rejected', 'stale'] as const;
+/** The first token (before ':') of every rejection reason of markers and context directories. */
+export const REJECTION_REASONS = [
+  'symlink',
+  'not-regular-file',
+  'hard-link',
+  'too-large',
+  'open-failed',
+  'invalid-utf8',
+  'invalid-json',
+  'invalid-schema',
+  'symlink-dir',
+  'bad-path',
+] as const;
+export const EVICTION_CAUSES = ['exited', 'start_time_changed', 'marker_removed', 'marker_changed'] as const;
+
+function zero<T extends string>(c: Counter<T> | Gauge<T>, label: T, values: readonly string[]): void {
+  for (const v of values) c.inc({ [label]: v } as Partial<Record<T, string>>, 0);
+}
 
 export function createMetrics() {
   const registry = new Registry();
   const m = {
     registry,
-    attestCalls: new Counter({ name: 'hexr_attest_calls_total', help: 'Attest calls by result (found, not_found, evicted, error)', labelNames: ['result'], registers: [registry] }),
+    attestCalls: new Counter({ name: 'hexr_attest_calls_total', help: 'Attest calls by result (found, not_found, evicted)', labelNames: ['result'], registers: [registry] }),
     attestLatency: new Histogram({
       name: 'hexr_attest_duration_seconds',
       help: 'Attest latency inside the daemon',
@@ -22,7 +47,12 @@ export function createMetrics() {
     stateWriteErrors: new Counter({ name: 'hexr_state_write_errors_total', help: 'Enriched context files or decision journal writes that failed', registers: [registry] }),
     stateCorrupt: new Counter({ name: 'hexr_decision_state_corrupt_total', help: 'Decision journals found corrupt or unreadable at startup (moved aside; the daemon fails safe)', registers: [registry] }),
     reconcileErrors: new Counter({ name: 'hexr_reconcile_errors_total', help: 'Markers whose reconciliation failed unexpectedly (retried; other markers unaffected)', registers: [registry] }),
+    historyWriteErrors: new Counter({ name: 'hexr_history_write_errors_total', help: 'Identity history events that could not be appended (disk full, directory not writable, ...)', registers: [registry] }),
   };
+  zero(m.attestCalls, 'result', ATTEST_RESULTS);
+  zero(m.markers, 'state', MARKER_STATES);
+  zero(m.rejections, 'reason', REJECTION_REASONS);
+  zero(m.evictions, 'cause', EVICTION_CAUSES);
   return m;
 }
 

@@ -639,7 +639,7 @@ export class Reconciler {
       this.log.warn({ [F.markerPath]: escapeText(u.path), [F.hostPid]: u.cand.pid }, 'mapping suspended: the marker cannot be read cleanly; the role stays reserved for this process');
       this.emit('revoke', m, 'marker_unreadable');
     }
-    for (const b of s.bound) this.mapOne(b.path, b.cand, b.restored ? 'restored' : 'granted');
+    for (const b of s.bound) this.mapOne(b.path, b.cand, b.restored ? 'restored' : 'mapped');
     for (const b of s.resumed) this.mapOne(b.path, b.cand, 'resumed');
     for (const [p, v] of s.states) {
       const r = this.records.get(p);

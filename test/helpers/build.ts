@@ -1,7 +1,7 @@
 // Makes sure dist/ is built from the current src/ before a test spawns
 // `node dist/main.js`. `npm test` builds first; this covers `npx vitest run <file>`.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,9 +17,14 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
+// tsc builds incrementally (tsconfig.build.json): it rewrites only the files
+// whose source changed, and nothing at all for a file touched but unchanged.
+// So freshness is told by dist/.tsbuildinfo, which is touched after each build.
+const BUILD_INFO = join(REPO, 'dist', '.tsbuildinfo');
+
 function distIsFresh(): boolean {
   try {
-    return statSync(join(REPO, 'dist', 'cli', 'plugin.js')).mtimeMs >= newestMtime(join(REPO, 'src'));
+    return statSync(join(REPO, 'dist', 'main.js')).isFile() && statSync(BUILD_INFO).mtimeMs >= newestMtime(join(REPO, 'src'));
   } catch {
     return false;
   }
@@ -42,9 +47,12 @@ export async function ensureBuilt(): Promise<void> {
           cwd: REPO,
           stdio: ['ignore', 'pipe', 'pipe'],
         });
+        const now = new Date();
+        utimesSync(BUILD_INFO, now, now);
       }
     } finally {
       rmdirSync(lock);
     }
+    return;
   }
 }

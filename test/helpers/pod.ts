@@ -174,16 +174,22 @@ export class TestPod {
   }
 
   async destroy(): Promise<void> {
+    // unshare first, PID 1 second. The other way round, unshare (util-linux
+    // 2.38) sees its child killed by SIGKILL, tries to re-raise it on itself
+    // with signal(SIGKILL, SIG_DFL), which fails with EINVAL, and prints a
+    // misleading "unshare: sigprocmask unblock failed: Invalid argument".
+    const init = this.init;
+    if (init && init.exitCode === null && init.signalCode === null) {
+      const exited = new Promise<void>(resolve => init.once('exit', () => resolve()));
+      init.kill('SIGKILL');
+      await exited;
+    }
     if (this.pid1 > 0 && alive(this.pid1)) {
       try {
         process.kill(this.pid1, 'SIGKILL'); // PID 1 gone: the kernel kills the whole namespace
       } catch {
         /* gone */
       }
-    }
-    const init = this.init;
-    if (init && init.exitCode === null && init.signalCode === null) {
-      await new Promise<void>(resolve => init.once('exit', () => resolve()));
     }
     for (const p of this.procs) {
       if (p.handle.exitCode === null && p.handle.signalCode === null) await new Promise<void>(r => p.handle.once('exit', () => r()));

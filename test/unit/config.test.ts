@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, KEYS, loadDaemonConfig, type DaemonConfig } from '../../src/daemon/config.js';
+import { ConfigError, KEYS, configPlaces, loadDaemonConfig, type DaemonConfig } from '../../src/daemon/config.js';
 
 let tmp: string;
 beforeAll(() => {
@@ -46,10 +46,12 @@ describe('loadDaemonConfig: defaults', () => {
       attestWaitMs: 500,
       markerMaxBytes: 4096,
       exclusiveRoles: true,
-      startSlackMs: 1000,
+      startSlackMs: 50,
       logLevel: 'info',
       nodeName: undefined,
       socketGid: undefined,
+      historyMaxBytes: 4_194_304,
+      historyMaxFiles: 5,
     } satisfies DaemonConfig);
   });
 
@@ -141,6 +143,52 @@ describe('loadDaemonConfig: precedence flags > env > config file > defaults', ()
   it('builds a flat layout from flags', () => {
     const c = loadDaemonConfig(['--layout', 'flat', '--context-root', '/tmp/ctx/'], {});
     expect(c.layout).toEqual({ kind: 'flat', contextRoot: '/tmp/ctx' });
+  });
+
+  it('flat layout: container_context_dir defaults to context_root (a host process sees the root at its own path)', () => {
+    expect(loadDaemonConfig(['--layout', 'flat', '--context-root', '/srv/ctx'], {}).containerContextDir).toBe('/srv/ctx');
+    expect(loadDaemonConfig(['--layout', 'flat'], {}).containerContextDir).toBe('/tmp/hexr-context');
+    // Given explicitly, from any layer, it wins.
+    expect(loadDaemonConfig(['--layout', 'flat', '--context-root', '/srv/ctx', '--container-context-dir', '/ctx'], {}).containerContextDir).toBe('/ctx');
+    expect(loadDaemonConfig(['--layout', 'flat', '--context-root', '/srv/ctx'], { HEXR_CONTAINER_CONTEXT_DIR: '/ctx' }).containerContextDir).toBe('/ctx');
+    // The kubelet layout keeps the in-pod default.
+    expect(loadDaemonConfig(['--layout', 'kubelet'], {}).containerContextDir).toBe('/tmp/hexr-context');
+  });
+
+  it('takes replacement defaults (a running daemon\'s configuration) below every other layer', () => {
+    const daemon = { layout: 'flat', context_root: '/srv/ctx', socket: '/srv/api.sock', state_dir: '/srv/state' };
+    const c = loadDaemonConfig([], {}, daemon);
+    expect(c.layout).toEqual({ kind: 'flat', contextRoot: '/srv/ctx' });
+    expect(c.socketPath).toBe('/srv/api.sock');
+    expect(c.containerContextDir).toBe('/srv/ctx');
+    expect(loadDaemonConfig(['--socket', '/flag.sock'], { HEXR_STATE_DIR: '/env' }, daemon)).toMatchObject({ socketPath: '/flag.sock', stateDir: '/env' });
+  });
+
+  it('reports the places it uses as config-file keys, which load back to the same places', () => {
+    for (const args of [[], ['--layout', 'flat', '--context-root', '/srv/ctx', '--debug-addr', '[::1]:9', '--metrics-addr', 'off']]) {
+      const c = loadDaemonConfig(args, {});
+      const again = loadDaemonConfig([], {}, configPlaces(c));
+      expect(again).toEqual(c);
+    }
+    expect(configPlaces(loadDaemonConfig(['--layout', 'flat'], {}))).toEqual({
+      layout: 'flat',
+      context_root: '/tmp/hexr-context',
+      container_context_dir: '/tmp/hexr-context',
+      state_dir: '/run/hexr/pid-map',
+      socket: '/run/hexr/pid-mapper.sock',
+      debug_addr: '127.0.0.1:8787',
+      metrics_addr: '127.0.0.1:8788',
+      proc_root: '/',
+    });
+  });
+
+  it('bounds the identity history settings', () => {
+    expect(loadDaemonConfig(['--history-max-bytes', '0', '--history-max-files', '0'], {})).toMatchObject({ historyMaxBytes: 0, historyMaxFiles: 0 });
+    expect(problemsOf(['--history-max-bytes', '100'])).toEqual(['history_max_bytes: "100" must be 0 (off) or at least 4096']);
+    expect(problemsOf(['--history-max-bytes', '1M', '--history-max-files', '101'])).toEqual([
+      'history_max_bytes: "1M" must be an integer in [0, 1073741824]',
+      'history_max_files: "101" must be an integer in [0, 100]',
+    ]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { renderPidmap, renderTable, rowOf } from '../../src/daemon/debug-view.js';
+import { pidmapTable as renderTable } from '../../src/cli/pidmap.js';
+import { renderPidmap, rowOf } from '../../src/daemon/debug-view.js';
 import { PidMap, type Mapping } from '../../src/core/pid-map.js';
 import { selectorValuesFor } from '../../src/core/selectors.js';
 import type { Marker } from '../../src/core/marker.js';
@@ -111,7 +112,7 @@ describe('renderPidmap', () => {
   });
 });
 
-describe('renderTable', () => {
+describe('the pidmap table', () => {
   it('prints a header and one aligned line per row, "-" for missing values', () => {
     const rows = renderPidmap(SNAP, { role: 'main' }).entries.concat(renderPidmap(SNAP, { pod: POD_B }).entries);
     const lines = renderTable(rows).split('\n');
@@ -128,6 +129,15 @@ describe('renderTable', () => {
 
   it('prints only the header for no rows', () => {
     expect(renderTable([])).toBe('HOST PID  CPID  TENANT  AGENT  ROLE  POD  MARKER\n');
+  });
+
+  it('escapes pod-controlled text, so a marker name can never forge a row', () => {
+    const [row] = renderPidmap(SNAP, { role: 'main' }).entries;
+    const forged = { ...row!, marker_path: '/ctx/x.json\n666  7  acme  crew  admin  -  /ctx/\u001b[2Jfake.json' };
+    const lines = renderTable([forged]).split('\n');
+    expect(lines).toHaveLength(3); // header, one row, trailing ''
+    expect(lines[1]).toContain('x.json\\n666');
+    expect(lines[1]).toContain('\\x1b[2J');
   });
 
   it('has no trailing spaces', () => {

@@ -289,12 +289,21 @@ describe('parseMarker: shapes that are not a marker object', () => {
     expect(rejection(parseMarker(text))).toBe('invalid-json: not an object');
   });
 
-  it.each(['', '   ', '{', '{"agent_name":}', "{'a':1}", '{"a":1,}', 'NaN', '{"a":1}{"b":2}', '\ufeff{}'])(
-    'rejects the malformed JSON text %j',
-    text => {
-      expect(rejection(parseMarker(text))).toBe('invalid-json');
-    },
-  );
+  it.each([
+    ['', 'invalid-json: line 1, column 1 (byte 0): unexpected end of input, a value was expected'],
+    ['   ', 'invalid-json: line 1, column 4 (byte 3): unexpected end of input, a value was expected'],
+    ['{', 'invalid-json: line 1, column 2 (byte 1): unexpected end of input, a double-quoted property name was expected'],
+    ['{"agent_name":}', "invalid-json: line 1, column 15 (byte 14): unexpected '}', a value was expected"],
+    ["{'a':1}", "invalid-json: line 1, column 2 (byte 1): unexpected ''', a double-quoted property name was expected"],
+    ['{"a":1,}', "invalid-json: line 1, column 8 (byte 7): unexpected '}', a double-quoted property name was expected"],
+    ['NaN', "invalid-json: line 1, column 1 (byte 0): unexpected 'N', a value was expected"],
+    ['{"a":1}{"b":2}', "invalid-json: line 1, column 8 (byte 7): unexpected '{' after the JSON value"],
+    ['\ufeff{}', 'invalid-json: line 1, column 1 (byte 0): unexpected U+FEFF, a value was expected'],
+    ['{\n  "agent_name": "é",\n  "tenant" "acme"\n}', "invalid-json: line 3, column 12 (byte 35): unexpected '\"', ':' was expected after the property name"],
+  ])('rejects the malformed JSON text %j and says where', (text, reason) => {
+    expect(rejection(parseMarker(text))).toBe(reason);
+    expect(reason.split(':')[0]).toBe('invalid-json'); // the metrics label
+  });
 
   it('ignores unknown fields and never copies them', () => {
     const m = accepted(parseMarker(JSON.stringify({ ...FULL, evil: '$(rm -rf /)', host_pid: 1, selectors: ['x'] })));
@@ -394,11 +403,11 @@ describe('parseMarkerBytes', () => {
   });
 
   it('rejects a file of NUL bytes as invalid JSON', () => {
-    expect(rejection(parseMarkerBytes(new Uint8Array(16)))).toBe('invalid-json');
+    expect(rejection(parseMarkerBytes(new Uint8Array(16)))).toBe('invalid-json: line 1, column 1 (byte 0): unexpected U+0000, a value was expected');
   });
 
   it('rejects an empty file as invalid JSON', () => {
-    expect(rejection(parseMarkerBytes(new Uint8Array(0)))).toBe('invalid-json');
+    expect(rejection(parseMarkerBytes(new Uint8Array(0)))).toBe('invalid-json: line 1, column 1 (byte 0): unexpected end of input, a value was expected');
   });
 });
 
