@@ -15,7 +15,7 @@ import { DaemonProcess } from '../helpers/daemon.js';
 import { GO_SKIP, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
 import { buildHost, type BuiltHost } from '../helpers/go-host.js';
 import { PLUGIN_ENV, socketFromHandshake } from '../helpers/plugin-process.js';
-import { TestPod, alive, exited, setNextPid, shq } from '../helpers/pod.js';
+import { TestPod, alive, exited, shq, spawnWithPid } from '../helpers/pod.js';
 import { assertMapTruthful, makeKubeletRoot, roleOf, sleep, waitResyncs } from './lib.js';
 
 const skip = skipNote('hardening (faults: real daemon, real namespaces)', ROOT_SKIP);
@@ -236,16 +236,24 @@ describe.skipIf(skip)('faults: lost events, vanished roots, unwritable state_dir
 });
 
 /** Forks `sleep` on the host until it gets host PID `pid`. */
-async function spawnWithPid(pid: number, into: ChildProcess[]): Promise<ChildProcess | undefined> {
-  for (let i = 0; i < 100; i++) {
-    setNextPid(pid);
-    const c = spawn('sleep', ['100000'], { stdio: 'ignore' });
-    into.push(c);
-    if (c.pid === pid) return c;
-    c.kill('SIGKILL');
-    await new Promise(r => c.once('exit', r));
+/**
+ * A process in `pod` with container PID `cpid` (the next fork takes ns_last_pid + 1;
+ * churn in the pod can race us for it, so this retries). Throws if reuse cannot be forced:
+ * a test that did not reuse the PID would prove nothing.
+ */
+async function reuseContainerPid(pod: TestPod, cpid: number): Promise<{ sh: number; reuser: number }> {
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const sh = await pod.exec(`echo ${cpid - 1} > /proc/sys/kernel/ns_last_pid; sleep 100000 & wait`);
+    const reuser = await eventually(() => {
+      const kids = fs.readFileSync(`/proc/${sh.hostPid}/task/${sh.hostPid}/children`, 'utf8').trim();
+      return kids ? Number(kids.split(/\s+/)[0]) : undefined;
+    }, 5000, 'container-level reuser');
+    const ns = /NSpid:\s+(.*)/.exec(fs.readFileSync(`/proc/${reuser}/status`, 'utf8'))![1]!.trim().split(/\s+/);
+    if (Number(ns[ns.length - 1]) === cpid) return { sh: sh.hostPid, reuser };
+    process.kill(reuser, 'SIGKILL');
+    process.kill(sh.hostPid, 'SIGKILL');
   }
-  return undefined;
+  throw new Error(`could not make a process reuse container PID ${cpid}`);
 }
 
 describe.skipIf(skip)('faults: PID reuse at host and container level under churn', () => {
@@ -276,15 +284,10 @@ describe.skipIf(skip)('faults: PID reuse at host and container level under churn
         expect(roleOf((await daemon.attest(p.hostPid)).selector_values)).toBe(role);
         await pod.kill(p);
         // Container level: the next process in the pod takes the dead writer's container PID.
-        const sh = await pod.exec(`echo ${p.cpid - 1} > /proc/sys/kernel/ns_last_pid; sleep 100000 & wait`);
-        const reuser = await eventually(() => {
-          const kids = fs.readFileSync(`/proc/${sh.hostPid}/task/${sh.hostPid}/children`, 'utf8').trim();
-          return kids ? Number(kids.split(/\s+/)[0]) : undefined;
-        }, 5000, 'container-level reuser');
-        const ns = /NSpid:\s+(.*)/.exec(fs.readFileSync(`/proc/${reuser}/status`, 'utf8'))![1]!.trim().split(/\s+/);
-        const sameCpid = Number(ns[ns.length - 1]) === p.cpid;
+        const { sh, reuser } = await reuseContainerPid(pod, p.cpid);
         // Host level: a host process takes the dead writer's host PID.
-        const hostReuser = await spawnWithPid(p.hostPid, extra);
+        const hostReuser = await spawnWithPid(p.hostPid);
+        extra.push(hostReuser);
         for (let i = 0; i < 20; i++) {
           for (const pid of [reuser, p.hostPid]) {
             checks++;
@@ -297,9 +300,8 @@ describe.skipIf(skip)('faults: PID reuse at host and container level under churn
           if ((await daemon.attest(pid)).selector_values.length !== 0) wrong++;
         }
         expect((await daemon.marker(pod.hostPath(`content-crew-${role}.json`)))?.state).toBe('stale');
-        console.log(`reuse cycle ${cycle}: container PID ${p.cpid} reused: ${sameCpid}, host PID ${p.hostPid} reused: ${hostReuser?.pid === p.hostPid}`);
-        hostReuser?.kill('SIGKILL');
-        process.kill(sh.hostPid, 'SIGKILL');
+        hostReuser.kill('SIGKILL');
+        process.kill(sh, 'SIGKILL');
         process.kill(reuser, 'SIGKILL');
       }
       expect(wrong, `${wrong} of ${checks} answers gave a role to a reusing process`).toBe(0);

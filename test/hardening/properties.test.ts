@@ -113,11 +113,20 @@ describe('layout: classify never escapes its root', () => {
   it('kubelet: any path under (or above) the root classifies to a context dir of one pod below pods/, or to nothing', () => {
     const root = '/var/lib/kubelet';
     const layout = createLayout({ kind: 'kubelet', kubeletRoot: root, volume: 'hexr-context' });
+    let classified = 0;
+    // Mostly the shape of a marker path, each part sometimes replaced, dotted or extended, so
+    // that the accepting branch (a classified path) is common; plus free-form arrays.
+    const near = (want: fc.Arbitrary<string>): fc.Arbitrary<string[]> =>
+      fc.oneof({ arbitrary: want.map(w => [w]), weight: 5 }, { arbitrary: seg.map(x => [x]), weight: 1 }, { arbitrary: fc.tuple(seg, want).map(([x, w]) => [x, w]), weight: 1 });
+    const shaped = fc
+      .tuple(near(fc.uuid()), near(fc.constant('volumes')), near(fc.constant('kubernetes.io~empty-dir')), near(fc.constant('hexr-context')), fc.option(near(fc.constantFrom('a.json', 'x.json', '..json'))))
+      .map(parts => parts.flatMap(x => x ?? []));
     fc.assert(
-      fc.property(fc.array(seg, { maxLength: 7 }), segs => {
+      fc.property(fc.oneof(fc.array(seg, { maxLength: 7 }), shaped), segs => {
         const p = path.join(root, 'pods', ...segs);
         const c = layout.classify(p);
         if (c === undefined) return;
+        classified++;
         expect(c.dir.path.startsWith(`${root}/pods/`)).toBe(true);
         expect(c.dir.components).toHaveLength(4);
         for (const comp of c.dir.components) expect(comp === '..' || comp === '.' || comp === '' || comp.includes('/')).toBe(false);
@@ -132,6 +141,8 @@ describe('layout: classify never escapes its root', () => {
       }),
       { numRuns: 2000 },
     );
+    // The property means something only if the generator reaches the accepting branch.
+    expect(classified).toBeGreaterThan(150);
   });
 
   it('flat: only the directory itself and its direct entries classify', () => {
