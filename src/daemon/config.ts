@@ -38,6 +38,8 @@ export interface DaemonConfig {
   readonly exclusiveRoles: boolean;
   /** How much later than the marker's ctime a candidate may have started (clock granularity). */
   readonly startSlackMs: number;
+  readonly podMarkerLimit: number;
+  readonly podEventRate: number;
   readonly logLevel: LogLevel;
   readonly nodeName: string | undefined;
   /** Size at which state_dir/history.jsonl is rotated; 0: no identity history. */
@@ -85,6 +87,8 @@ export const KEYS: Record<string, KeySpec> = {
   marker_max_bytes: { flag: 'marker-max-bytes', env: 'HEXR_MARKER_MAX_BYTES', def: '4096', help: 'size cap of a marker file' },
   exclusive_roles: { flag: 'exclusive-roles', env: 'HEXR_EXCLUSIVE_ROLES', def: 'true', help: 'one live process per role per pod (false: worker pools share a role)' },
   start_slack: { flag: 'start-slack', env: 'HEXR_START_SLACK', def: '50ms', help: 'tolerance of the started-before-the-marker rule for clock granularity (start times are 10 ms ticks; file times one kernel tick)' },
+  pod_marker_limit: { flag: 'pod-marker-limit', env: 'HEXR_POD_MARKER_LIMIT', def: '1024', help: 'marker files one pod (or the flat directory) may have tracked; more are ignored and reported' },
+  pod_event_rate: { flag: 'pod-event-rate', env: 'HEXR_POD_EVENT_RATE', def: '1000', help: 'marker events per second one pod may cause (bursts of twice that); more wait, delaying only that pod' },
   log_level: { flag: 'log-level', env: 'HEXR_LOG_LEVEL', def: 'info', help: 'trace, debug, info, warn or error' },
   history_max_bytes: { flag: 'history-max-bytes', env: 'HEXR_HISTORY_MAX_BYTES', def: '4194304', help: 'identity history: size at which state_dir/history.jsonl is rotated (0 disables the history)' },
   history_max_files: { flag: 'history-max-files', env: 'HEXR_HISTORY_MAX_FILES', def: '5', help: 'identity history: rotated files kept (history.1.jsonl ... history.N.jsonl)' },
@@ -220,6 +224,8 @@ export function loadDaemonConfig(
     markerMaxBytes: maxBytes,
     exclusiveRoles: excl !== 'false',
     startSlackMs: dur('start_slack', 0, 3_600_000),
+    podMarkerLimit: int('pod_marker_limit', 1, 1_000_000),
+    podEventRate: int('pod_event_rate', 1, 1_000_000),
     logLevel: level as LogLevel,
     nodeName: env['NODE_NAME'],
     historyMaxBytes,

@@ -1,6 +1,9 @@
 // Composition root of the daemon: builds every part, starts them in order,
 // and closes them in reverse order when `signal` aborts. The only module that
 // knows all the others.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
 import { createAttester } from './attest.js';
@@ -18,6 +21,7 @@ import { DecisionStore } from './decision-store.js';
 import { StateWriter } from './state-writer.js';
 import { MarkerWatcher } from './watcher.js';
 import { roleEventOf } from '../core/history.js';
+import { SeqWriter, seqFilePath } from '../seq-file.js';
 
 export interface RunningDaemon {
   readonly reconciler: Reconciler;
@@ -77,6 +81,8 @@ export async function runDaemon(
     markerMaxBytes: config.markerMaxBytes,
     exclusiveRoles: config.exclusiveRoles,
     startSlackMs: config.startSlackMs,
+    podMarkerLimit: config.podMarkerLimit,
+    podEventRate: config.podEventRate,
     pendingRetryMs: config.pendingRetryMs,
     livenessIntervalMs: config.livenessIntervalMs,
     resyncIntervalMs: config.resyncIntervalMs,
@@ -97,8 +103,16 @@ export async function runDaemon(
     },
   });
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
-  const feed = new MapFeed(reconciler.snapshot(), procfs.readPidNs(process.pid));
-  reconciler.onPublish((m, changes) => feed.publish(m, changes.keys()));
+  const seqFile = new SeqWriter(seqFilePath(config.socketPath), err => log.error({ [F.module]: 'local-api', [F.err]: err.message }, 'cannot write the sequence file; plugins ask the daemon for every PID'));
+  const feed = new MapFeed(reconciler.snapshot(), {
+    pidNs: procfs.readPidNs(process.pid),
+    layout: layout.kind,
+    flatScope: layout.flatScope,
+    instance: randomBytes(8).toString('hex'),
+    flight: () => reconciler.flightState(),
+    onSeq: (instance, seq) => seqFile.write(instance, seq),
+  });
+  reconciler.onPublish(u => feed.publish(u));
   const api = new LocalApiServer(config.socketPath, attest, log, feed, config.socketGid);
   let debug: HttpServer | undefined;
   let metricsServer: HttpServer | undefined;
@@ -108,6 +122,9 @@ export async function runDaemon(
       history.start();
       started.push(history);
     }
+    fs.mkdirSync(path.dirname(config.socketPath), { recursive: true, mode: 0o755 });
+    seqFile.open(config.socketGid !== undefined ? 0o640 : 0o600, config.socketGid);
+    started.push({ close: () => Promise.resolve(seqFile.close()) });
     feed.start();
     started.push(feed);
     // Watch first, so nothing written during the initial scan is missed.

@@ -4,6 +4,7 @@
 //            pod UID taken from the path (kubelet controls it, the pod does not).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ALL_SCOPES } from '../core/in-flight.js';
 import { normalizePodUid } from '../core/procparse.js';
 
 export const EMPTY_DIR = 'kubernetes.io~empty-dir';
@@ -42,6 +43,10 @@ export interface Layout {
   classify(p: string): { dir: ContextDir; name?: string } | undefined;
   /** Should the watcher skip this path entirely (prune before descending)? */
   ignore(p: string, isFile: boolean | undefined): boolean;
+  /** The scope an event for this path may concern: one pod, the flat dir, or "*" (the watch root or above). */
+  scopeOf(p: string): string;
+  /** Scope of the flat directory ("" in the kubelet layout). */
+  readonly flatScope: string;
 }
 
 export function isMarkerName(name: string): boolean {
@@ -61,6 +66,8 @@ export function createLayout(cfg: LayoutConfig): Layout {
       kind: 'flat',
       watchRoot: root,
       markerDepth: 0,
+      flatScope: dir.scope,
+      scopeOf: () => dir.scope,
       dirFor: () => dir,
       contextDirs: () => [dir],
       classify(p) {
@@ -103,6 +110,12 @@ export function createLayout(cfg: LayoutConfig): Layout {
     kind: 'kubelet',
     watchRoot: pods,
     markerDepth: 4,
+    flatScope: '',
+    scopeOf(p) {
+      const s = segs(p);
+      const uid = s?.[0] === undefined ? undefined : normalizePodUid(s[0]);
+      return uid === undefined ? ALL_SCOPES : `pod:${uid}`;
+    },
     dirFor,
     contextDirs() {
       let names: string[];

@@ -1,39 +1,46 @@
-// Fans the reconciler's published PID maps out to WatchMap streams: the whole
-// map first, then a delta per version (mappings are immutable objects, so an
-// entry changed iff its object identity changed), and a heartbeat (an empty
+// Fans what the reconciler publishes out to WatchMap streams: the whole
+// state first (map, claims waiting for a process, busy scopes, how to find a
+// process's scope), then a delta per change, and a heartbeat (an empty
 // delta) every HEARTBEAT_MS, so that a plugin can tell a live daemon from a
 // hung one (see the plugin's map_max_age).
 //
+// Every change gets the next sequence number, written to "<socket>.seq"
+// before the message is sent (seq-file.ts): a plugin that reads a number its
+// copy has not reached yet knows its copy lags, and waits for it.
+//
 // Backpressure: a subscriber whose stream does not take a message (write()
 // returns false) gets nothing more until it drains; then it gets the whole
-// current map again, which replaces its copy. Memory per slow subscriber is
+// state again, which replaces its copy. Memory per slow subscriber is
 // bounded by the stream's own buffer, whatever the rate of changes.
 import type { Mapping, PidMap } from '../core/pid-map.js';
+import type { MapEntryMsg, MapUpdateMsg, PendingClaimsMsg } from '../pidmapper-wire.js';
+import type { Published } from './reconciler.js';
+
+export type { MapEntryMsg, MapUpdateMsg } from '../pidmapper-wire.js';
 
 /** The daemon sends something on every WatchMap stream at least this often. */
 export const HEARTBEAT_MS = 500;
-
-export interface MapEntryMsg {
-  host_pid: number;
-  start_time: string;
-  selector_values: readonly string[];
-}
-
-export interface MapUpdateMsg {
-  map_version: string;
-  full: boolean;
-  upserts: MapEntryMsg[];
-  removed: number[];
-  pid_namespace: string;
-}
 
 /** Writes one message; false means "buffer full, wait for drain". */
 export type FeedWrite = (u: MapUpdateMsg) => boolean | void;
 
 export interface FeedSubscription {
-  /** The stream drained: resume with the whole map. */
+  /** The stream drained: resume with the whole state. */
   drained(): void;
   close(): void;
+}
+
+export interface FeedOptions {
+  readonly pidNs: number | undefined;
+  readonly layout: 'kubelet' | 'flat';
+  readonly flatScope: string;
+  /** This daemon run. */
+  readonly instance: string;
+  /** The current flight state, for full messages and the busy set of every message. */
+  readonly flight: () => { pending: Map<string, number[]>; busy: string[] };
+  /** Called with every new sequence number, before subscribers hear of it. */
+  readonly onSeq?: (instance: string, seq: bigint) => void;
+  readonly heartbeatMs?: number;
 }
 
 interface Subscriber {
@@ -42,22 +49,25 @@ interface Subscriber {
 }
 
 const entry = (m: Mapping): MapEntryMsg => ({ host_pid: m.hostPid, start_time: String(m.startTime), selector_values: m.selectors });
+const pendingMsgs = (m: ReadonlyMap<string, number[]>): PendingClaimsMsg[] => [...m].map(([scope, container_pids]) => ({ scope, container_pids }));
 
 export class MapFeed {
   private readonly subscribers = new Set<Subscriber>();
   private last: PidMap;
+  private seq = 0n;
+  private busy: string[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     initial: PidMap,
-    private readonly pidNs: number | undefined,
-    private readonly heartbeatMs = HEARTBEAT_MS,
+    private readonly o: FeedOptions,
   ) {
     this.last = initial;
+    this.o.onSeq?.(o.instance, this.seq);
   }
 
   start(): void {
-    this.timer ??= setInterval(() => this.heartbeat(), this.heartbeatMs);
+    this.timer ??= setInterval(() => this.heartbeat(), this.o.heartbeatMs ?? HEARTBEAT_MS);
     this.timer.unref();
   }
 
@@ -67,7 +77,7 @@ export class MapFeed {
     return Promise.resolve();
   }
 
-  /** Sends the whole current map, then every delta. */
+  /** Sends the whole current state, then every delta. */
   subscribe(write: FeedWrite): FeedSubscription {
     const sub: Subscriber = { write, behind: false };
     this.subscribers.add(sub);
@@ -93,22 +103,24 @@ export class MapFeed {
     return n;
   }
 
-  /** Called with every newly published map and the host PIDs that changed in it. */
-  publish(next: PidMap, changed: Iterable<number>): void {
-    this.last = next;
+  /** Called with every update the reconciler publishes. */
+  publish(u: Published): void {
+    this.last = u.map;
+    if (u.flight?.busy) this.busy = u.flight.busy;
+    this.seq++;
+    this.o.onSeq?.(this.o.instance, this.seq);
     if (this.subscribers.size === 0) return;
     const upserts: MapEntryMsg[] = [];
     const removed: number[] = [];
-    for (const pid of changed) {
-      const m = next.get(pid);
+    for (const [pid, m] of u.changes) {
       if (m) upserts.push(entry(m));
       else removed.push(pid);
     }
-    this.broadcast(this.message(next, upserts, removed, false));
+    this.broadcast(this.message(false, upserts, removed, u.flight ? pendingMsgs(u.flight.pending) : []));
   }
 
   private heartbeat(): void {
-    if (this.subscribers.size > 0) this.broadcast(this.message(this.last, [], [], false));
+    if (this.subscribers.size > 0) this.broadcast(this.message(false, [], [], []));
   }
 
   private broadcast(msg: MapUpdateMsg): void {
@@ -116,7 +128,9 @@ export class MapFeed {
   }
 
   private sendFull(sub: Subscriber): void {
-    this.send(sub, this.message(this.last, [...this.last.values()].map(entry), [], true));
+    const f = this.o.flight();
+    this.busy = f.busy;
+    this.send(sub, this.message(true, [...this.last.values()].map(entry), [], pendingMsgs(f.pending)));
   }
 
   private send(sub: Subscriber, msg: MapUpdateMsg): void {
@@ -124,7 +138,19 @@ export class MapFeed {
     if (sub.write(msg) === false) sub.behind = true;
   }
 
-  private message(map: PidMap, upserts: MapEntryMsg[], removed: number[], full: boolean): MapUpdateMsg {
-    return { map_version: String(map.version), full, upserts, removed, pid_namespace: String(this.pidNs ?? 0) };
+  private message(full: boolean, upserts: MapEntryMsg[], removed: number[], pending: PendingClaimsMsg[]): MapUpdateMsg {
+    return {
+      map_version: String(this.last.version),
+      full,
+      upserts,
+      removed,
+      pid_namespace: String(this.o.pidNs ?? 0),
+      instance: this.o.instance,
+      seq: String(this.seq),
+      pending,
+      busy_scopes: this.busy,
+      layout: this.o.layout,
+      flat_scope: this.o.flatScope,
+    };
   }
 }

@@ -3,13 +3,12 @@
 // reconciler is its only writer.
 import { PidMap, type Mapping } from '../core/pid-map.js';
 
-export type PublishListener = (m: PidMap, changes: ReadonlyMap<number, Mapping | null>) => void;
+const NO_CHANGES: ReadonlyMap<number, Mapping | null> = new Map();
 
 export class MapPublisher {
   private readonly live = new Map<number, Mapping>();
   private changes = new Map<number, Mapping | null>();
   private snap: PidMap = PidMap.EMPTY;
-  private readonly listeners: PublishListener[] = [];
 
   get size(): number {
     return this.live.size;
@@ -41,17 +40,12 @@ export class MapPublisher {
     return this.snap;
   }
 
-  onPublish(l: PublishListener): void {
-    this.listeners.push(l);
-  }
-
-  /** Publishes a new snapshot if anything changed. */
-  publish(): boolean {
-    if (this.changes.size === 0) return false;
+  /** Publishes a new snapshot if anything changed; returns the changes (null: removed). */
+  publish(): ReadonlyMap<number, Mapping | null> {
+    if (this.changes.size === 0) return NO_CHANGES;
     const changes = this.changes;
     this.changes = new Map();
     this.snap = this.snap.next(changes, this.live);
-    for (const l of this.listeners) l(this.snap, changes);
-    return true;
+    return changes;
   }
 }

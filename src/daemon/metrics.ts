@@ -20,8 +20,10 @@ export const REJECTION_REASONS = [
   'invalid-schema',
   'symlink-dir',
   'bad-path',
+  'bad-name',
 ] as const;
-export const EVICTION_CAUSES = ['exited', 'start_time_changed', 'marker_removed', 'marker_changed'] as const;
+export const EVICTION_CAUSES = ['exited', 'start_time_changed', 'marker_removed', 'marker_changed', 'marker_unreadable'] as const;
+export const BUDGETS = ['markers', 'event_rate', 'queued_events'] as const;
 
 function zero<T extends string>(c: Counter<T> | Gauge<T>, label: T, values: readonly string[]): void {
   for (const v of values) c.inc({ [label]: v } as Partial<Record<T, string>>, 0);
@@ -46,6 +48,7 @@ export function createMetrics() {
     watcherErrors: new Counter({ name: 'hexr_watcher_errors_total', help: 'Errors reported by the file watcher', registers: [registry] }),
     stateWriteErrors: new Counter({ name: 'hexr_state_write_errors_total', help: 'Enriched context files or decision journal writes that failed', registers: [registry] }),
     stateCorrupt: new Counter({ name: 'hexr_decision_state_corrupt_total', help: 'Decision journals found corrupt or unreadable at startup (moved aside; the daemon fails safe)', registers: [registry] }),
+    podBudget: new Counter({ name: 'hexr_pod_budget_exceeded_total', help: 'Work a pod asked for beyond its budget: markers (files over pod_marker_limit, ignored), event_rate (events delayed past pod_event_rate), queued_events (a queue given up for one rescan)', labelNames: ['budget'], registers: [registry] }),
     reconcileErrors: new Counter({ name: 'hexr_reconcile_errors_total', help: 'Markers whose reconciliation failed unexpectedly (retried; other markers unaffected)', registers: [registry] }),
     historyWriteErrors: new Counter({ name: 'hexr_history_write_errors_total', help: 'Identity history events that could not be appended (disk full, directory not writable, ...)', registers: [registry] }),
   };
@@ -53,6 +56,7 @@ export function createMetrics() {
   zero(m.markers, 'state', MARKER_STATES);
   zero(m.rejections, 'reason', REJECTION_REASONS);
   zero(m.evictions, 'cause', EVICTION_CAUSES);
+  zero(m.podBudget, 'budget', BUDGETS);
   return m;
 }
 

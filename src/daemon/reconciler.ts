@@ -2,80 +2,54 @@
 // piece of mutable daemon state and is its only writer: it reads marker
 // files (secure-fs), applies the mapping rules to candidates (rules.ts),
 // feeds both to the core, persists what the core decided (decision-store.ts)
-// before publishing it (map-publisher.ts), and keeps the enriched context
-// files and metrics in step.
+// before carrying it out (apply.ts), and tells the map feed what changed.
 //
-// Work arrives as "dirty" paths (watcher events, resync, retries) and is done
+// Work arrives as paths: watcher events (queued per pod, taken fairly, each
+// pod within its own budget: work-queue.ts), resyncs and retries. It is done
 // in batches, so a burst of markers costs one /proc refresh, not one per
 // marker. A long batch yields every few milliseconds and publishes what it
 // has, observing new files in order of age, so a partial decision never
-// favours a younger claim.
+// favours a younger claim. A pod holds at most `podMarkerLimit` marker
+// records; files beyond it are counted and ignored, never costing other pods.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DecisionCore, type Candidate, type ClaimState, type Observation, type Settlement } from '../core/decision.js';
+import { DecisionCore, type Observation } from '../core/decision.js';
 import { escapeText, unsafeNameReason } from '../core/escape.js';
+import { mayBeInFlight, scopeOfProcess } from '../core/in-flight.js';
 import { parseMarkerBytes, type Marker } from '../core/marker.js';
 import type { Mapping, PidMap } from '../core/pid-map.js';
-import { selectorValuesFor } from '../core/selectors.js';
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
+import { applySettlement, type IdentityChange } from './apply.js';
 import type { DecisionStore } from './decision-store.js';
 import { explainPid } from './explain.js';
+import { FlightTracker, type FlightChanges } from './flight.js';
 import type { ContextDir, Layout } from './layout.js';
 import { isMarkerName } from './layout.js';
-import { MapPublisher, type PublishListener } from './map-publisher.js';
+import { MapPublisher } from './map-publisher.js';
 import type { Metrics } from './metrics.js';
 import type { Procfs } from './procfs.js';
 import { ProcTable } from './proc-table.js';
+import { MarkerRecords, type MarkerRecord, type MarkerView } from './records.js';
 import { evaluateClaim, type RuleContext } from './rules.js';
 import { UnsafePathError, fileId, listDir, openDirNoFollow, readMarkerFile, type FileIdentity } from './secure-fs.js';
 import type { StateWriter } from './state-writer.js';
+import { WorkQueue } from './work-queue.js';
 
-export type MarkerState = ClaimState;
+export type { IdentityChange } from './apply.js';
+export type { MarkerState, MarkerView } from './records.js';
 
 export function roleKey(scope: string, m: Marker): string {
   return `${scope}\u0000${m.tenant}\u0000${m.agent_name}\u0000${m.process_role}`;
 }
 
-interface MarkerRecord {
-  readonly path: string;
-  readonly name: string;
-  readonly dir: ContextDir;
-  identity: FileIdentity | undefined;
-  /** Content of the current version, when it parsed. */
-  marker: Marker | undefined;
-  key: string | undefined;
-  state: MarkerState;
-  reason: string;
-  hostPid: number | undefined;
-  /** When the record last changed state (ms epoch). */
-  changedAt: number;
-  /** The last attempt to reconcile it threw (retried). */
-  error: string | undefined;
-  /** Why the current version is rejected (logged and counted once per reason). */
-  rejection: string | undefined;
-}
-
-/** One marker as the debug endpoint shows it (snake_case, like every JSON output). */
-export interface MarkerView {
-  readonly path: string;
-  readonly state: MarkerState;
-  readonly reason: string;
-  readonly scope: string;
-  readonly pod_uid: string | null;
-  readonly host_pid: number | null;
-  readonly marker: Marker | null;
-  readonly inode: string | null;
-  readonly changed_at: string | null;
-}
-
-/** A role granted to or taken from a process, for the identity history. */
-export interface IdentityChange {
-  readonly kind: 'grant' | 'revoke';
-  readonly mapping: Mapping;
-  readonly inode: string;
-  readonly cause: string;
+/** What a published update carries to the map feed. */
+export interface Published {
+  readonly map: PidMap;
+  /** Host PIDs whose mapping changed (null: removed); empty when only the flight state changed. */
+  readonly changes: ReadonlyMap<number, Mapping | null>;
+  readonly flight: FlightChanges | undefined;
 }
 
 export interface ReconcilerOptions {
@@ -88,6 +62,10 @@ export interface ReconcilerOptions {
   readonly pendingRetryMs: number;
   readonly livenessIntervalMs: number;
   readonly resyncIntervalMs: number;
+  /** Marker records one pod may hold. */
+  readonly podMarkerLimit: number;
+  /** Marker events a pod may cause per second (bursts of twice that). */
+  readonly podEventRate: number;
   readonly state: StateWriter;
   readonly store: DecisionStore;
   readonly nodeName: string | undefined;
@@ -101,6 +79,11 @@ export interface ReconcilerOptions {
 const SLICE_MS = 4;
 /** A pending marker is retried often for this long after it changed, then only at resync. */
 const PENDING_HOT_MS = 60_000;
+/** Event paths of one pod per batch; resync paths per batch. */
+const PER_SCOPE_BATCH = 256;
+const RESYNC_CHUNK = 2048;
+/** Distinct queued event paths of one pod before they are given up for a rescan of its directory. */
+const MAX_QUEUED_PER_SCOPE = 4096;
 const tick = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
 
 function digest(bytes: Uint8Array): string {
@@ -108,27 +91,26 @@ function digest(bytes: Uint8Array): string {
 }
 
 export class Reconciler {
-  private readonly records = new Map<string, MarkerRecord>();
+  private readonly flight = new FlightTracker();
+  private readonly records: MarkerRecords;
   private readonly dirProblems = new Map<string, string>();
+  /** Files a pod has beyond its marker budget, by context directory (as of the last look). */
+  private readonly overBudget = new Map<string, number>();
   /** One ContextDir object per directory, shared by its records. */
   private dirs = new Map<string, ContextDir>();
   private readonly core: DecisionCore;
   private readonly map = new MapPublisher();
   private readonly table: ProcTable;
   private readonly rules: RuleContext;
-  private readonly stateCounts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
-  /** Paths to re-read at every pending retry: pending, ambiguous, or failed. */
-  private readonly retry = new Set<string>();
-  /** Paths named by watcher events (a marker may be in flight for them). */
-  private readonly dirty = new Set<string>();
-  private readonly dirtyDirs = new Set<string>();
-  /** Paths queued by a resync (nothing is known to be in flight). */
-  private readonly resyncDirty = new Set<string>();
-  private readonly resyncDirtyDirs = new Set<string>();
-  /** The running batch includes watcher events. */
-  private eventBatch = false;
+  /** Watcher events: file paths per pod, and directories to rescan. */
+  private readonly events: WorkQueue;
+  private readonly eventDirs = new Set<string>();
+  /** Resync work (nothing is known to be in flight for it). */
+  private readonly resyncPaths = new Set<string>();
+  private readonly resyncDirs = new Set<string>();
   private running = false;
   private scheduled = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
   private retryPending = false;
   private closed = false;
   private batchWaiters: (() => void)[] = [];
@@ -138,23 +120,25 @@ export class Reconciler {
   private readyFlag = false;
   private resyncing: Promise<void> | undefined;
   private livenessRun: Promise<void> | undefined;
+  private readonly publishListeners: ((u: Published) => void)[] = [];
   private readonly changeListeners: ((c: IdentityChange) => void)[] = [];
   lastResyncMs = 0;
   resyncCount = 0;
 
   constructor(private readonly o: ReconcilerOptions) {
+    this.now = o.now ?? Date.now;
     this.table = new ProcTable(o.procfs);
     this.core = new DecisionCore({ exclusiveRoles: o.exclusiveRoles });
+    this.records = new MarkerRecords(this.flight, this.now);
     this.rules = { procfs: o.procfs, table: this.table, containerContextDir: o.containerContextDir, startSlackNs: BigInt(Math.round(o.startSlackMs * 1e6)) };
+    this.events = new WorkQueue({ perBatch: PER_SCOPE_BATCH, rate: o.podEventRate, burst: 2 * o.podEventRate, maxQueued: MAX_QUEUED_PER_SCOPE, now: () => performance.now() });
     this.log = o.log.child({ [F.module]: 'reconciler' });
-    this.now = o.now ?? Date.now;
   }
 
   // ---- lifecycle ------------------------------------------------------------
 
   async start(): Promise<void> {
     const loaded = this.o.store.load();
-    const sameBoot = loaded.sameBoot;
     if (loaded.problem !== undefined) {
       this.o.metrics.stateCorrupt.inc();
       this.log.error({ [F.reason]: loaded.problem }, 'decision state unusable: contended roles stay unmapped until resolved (fail safe)');
@@ -165,13 +149,13 @@ export class Reconciler {
     }
     this.core.restore(loaded.records, {
       lost: loaded.lost,
-      alive: c => sameBoot && this.o.procfs.readStartTime(c.pid) === c.startTime,
+      alive: c => loaded.sameBoot && this.o.procfs.readStartTime(c.pid) === c.startTime,
     });
     await this.resync();
     this.core.startupDone();
     this.settle(new Map());
     this.o.store.compact(this.core.records());
-    this.map.publish();
+    this.publish();
     this.o.state.sweep(new Set([...this.map.values()].map(m => m.hostPid)));
     this.readyFlag = true;
     const every = (ms: number, fn: () => void): void => {
@@ -197,6 +181,7 @@ export class Reconciler {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.resyncing;
     await this.livenessRun;
     this.o.store.close();
@@ -208,10 +193,19 @@ export class Reconciler {
   /** A watcher event for a file or directory path. */
   notify(p: string): void {
     const c = this.o.layout.classify(p);
-    if (!c) this.dirtyDirs.add(p); // the watch root itself or a pod directory: rescan what is below
-    else if (c.name === undefined) this.dirtyDirs.add(c.dir.path);
-    else this.dirty.add(path.join(c.dir.path, c.name));
+    const scope = c?.dir.scope ?? this.o.layout.scopeOf(p);
+    if (c?.name !== undefined) {
+      const file = path.join(c.dir.path, c.name);
+      if (!this.events.add(scope, file)) {
+        this.o.metrics.podBudget.inc({ budget: 'queued_events' });
+        this.eventDirs.add(c.dir.path); // too many distinct names queued: one rescan instead
+      }
+    } else {
+      this.eventDirs.add(c ? c.dir.path : p); // a context dir, a pod dir or the watch root: rescan below
+    }
+    this.flight.queuedEvent(scope);
     this.schedule();
+    this.publishFlight();
   }
 
   /** Full resync: rescan every context dir and re-read the whole process table. */
@@ -222,9 +216,9 @@ export class Reconciler {
       try {
         this.o.procfs.recalibrate();
         await this.table.fullResync();
-        for (const dir of this.o.layout.contextDirs()) this.resyncDirtyDirs.add(dir.path);
-        for (const rec of this.records.values()) this.resyncDirty.add(rec.path);
-        for (const dirPath of this.dirProblems.keys()) this.resyncDirtyDirs.add(dirPath);
+        for (const dir of this.o.layout.contextDirs()) this.resyncDirs.add(dir.path);
+        for (const rec of this.records.values()) this.resyncPaths.add(rec.path);
+        for (const dirPath of this.dirProblems.keys()) this.resyncDirs.add(dirPath);
         this.retryPending = true;
         await this.checkLiveness();
         await this.runBatches();
@@ -232,6 +226,7 @@ export class Reconciler {
         const used = new Map<string, ContextDir>();
         for (const r of this.records.values()) used.set(r.dir.path, r.dir);
         this.dirs = used;
+        for (const d of this.overBudget.keys()) if (!used.has(d)) this.overBudget.delete(d);
       } catch (err) {
         this.log.error({ [F.err]: err }, 'resync failed');
       } finally {
@@ -249,14 +244,14 @@ export class Reconciler {
     if (!this.core.holderOf(pid)) return;
     this.core.processGone(pid, cause === 'exited' ? undefined : -1);
     this.settle(new Map());
-    this.map.publish();
+    this.publish();
   }
 
   // ---- outputs ----------------------------------------------------------------
 
-  /** Called with each new snapshot, after it is published. */
-  onPublish(l: PublishListener): void {
-    this.map.onPublish(l);
+  /** Called with each published update (map changes and/or flight changes). */
+  onPublish(l: (u: Published) => void): void {
+    this.publishListeners.push(l);
   }
 
   /** Called with every grant and revocation of a role, after it is persisted. */
@@ -268,27 +263,33 @@ export class Reconciler {
     return this.map.snapshot();
   }
 
-  /** Is a marker for `pid` possibly in flight, so that Attest should wait a little? */
+  /** The flight state (busy scopes, waiting claims), for the map feed's full messages. */
+  flightState(): { pending: Map<string, number[]>; busy: string[] } {
+    return { pending: this.flight.allPending(), busy: [...this.flight.busy] };
+  }
+
+  /**
+   * Is a marker for `pid` possibly in flight, so that Attest should wait a
+   * little? Only what concerns its own scope counts (core/in-flight.ts); a
+   * waiting claim naming it is re-checked at once.
+   */
   inFlight(pid: number): boolean {
-    // A resync alone does not count: it rarely finds anything new, and unknown
-    // PIDs (the SPIRE agent's own health checks) must not wait for it.
-    if (this.eventBatch || this.dirty.size > 0 || this.dirtyDirs.size > 0) return true;
+    const pf = this.o.procfs;
+    const scope = scopeOfProcess(this.o.layout.kind, this.o.layout.flatScope, () => pf.readCgroup(pid)?.podUid);
     let cpid: number | undefined;
-    for (const p of this.retry) {
-      const rec = this.records.get(p);
-      if (rec?.marker === undefined || rec.state !== 'pending') continue;
-      if (cpid === undefined) {
-        const ns = this.o.procfs.readNSpid(pid);
-        if (ns === undefined) return false;
-        cpid = ns[ns.length - 1];
+    const may = mayBeInFlight(this.flight, scope, () => {
+      const ns = pf.readNSpid(pid);
+      cpid = ns?.[ns.length - 1];
+      return cpid;
+    });
+    if (may && cpid !== undefined) {
+      for (const p of this.records.retry) {
+        const r = this.records.get(p);
+        if (r?.state === 'pending' && r.dir.scope === scope && r.marker?.container_pid === cpid) this.events.add(r.dir.scope, r.path);
       }
-      if (rec.marker.container_pid === cpid) {
-        this.dirty.add(rec.path);
-        this.schedule();
-        return true;
-      }
+      this.schedule();
     }
-    return false;
+    return may;
   }
 
   /** Resolves after the next batch ends (or after `ms`). */
@@ -308,21 +309,14 @@ export class Reconciler {
 
   markers(): MarkerView[] {
     const out: MarkerView[] = [];
-    for (const r of this.records.values()) {
-      out.push({
-        path: r.path,
-        state: r.state,
-        reason: r.error !== undefined ? `${r.reason} (last attempt failed: ${r.error}; retrying)` : r.reason,
-        scope: r.dir.scope,
-        pod_uid: r.dir.podUid ?? null,
-        host_pid: r.hostPid ?? null,
-        marker: r.marker ?? null,
-        inode: r.identity ? String(r.identity.ino) : null,
-        changed_at: new Date(r.changedAt).toISOString(),
-      });
+    for (const r of this.records.values()) out.push(this.records.view(r));
+    const row = (p: string, reason: string): MarkerView => ({ path: p, state: 'rejected', reason, scope: '', pod_uid: null, host_pid: null, marker: null, inode: null, changed_at: null });
+    for (const [p, reason] of this.dirProblems) out.push(row(p, reason));
+    for (const [p, n] of this.overBudget) {
+      out.push(row(p, `over-budget: ${n} marker files beyond the pod's limit of ${this.o.podMarkerLimit} are ignored (pod_marker_limit)`));
     }
-    for (const [p, reason] of this.dirProblems) {
-      out.push({ path: p, state: 'rejected', reason, scope: '', pod_uid: null, host_pid: null, marker: null, inode: null, changed_at: null });
+    for (const scope of this.events.throttledScopes()) {
+      out.push(row(scope, `over-budget: marker events beyond ${this.o.podEventRate}/s wait (pod_event_rate)`));
     }
     return out;
   }
@@ -340,6 +334,16 @@ export class Reconciler {
 
   get processCount(): number {
     return this.table.size;
+  }
+
+  /** Work and budgets, for /debug/status. */
+  workStatus(): Record<string, unknown> {
+    return {
+      queued_events: this.events.size,
+      throttled_pods: this.events.throttledScopes(),
+      busy_scopes: [...this.flight.busy],
+      over_budget_dirs: this.overBudget.size,
+    };
   }
 
   // ---- batches ----------------------------------------------------------------
@@ -366,7 +370,19 @@ export class Reconciler {
     } finally {
       this.running = false;
       this.releaseWaiters();
+      this.wakeForThrottled();
     }
+  }
+
+  /** Pods over their event rate keep paths queued: come back when they have budget again. */
+  private wakeForThrottled(): void {
+    const ms = this.events.nextReadyInMs();
+    if (ms === undefined || this.wakeTimer || this.closed) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.schedule();
+    }, Math.max(ms, 10));
+    this.wakeTimer.unref();
   }
 
   private releaseWaiters(): void {
@@ -376,23 +392,29 @@ export class Reconciler {
   }
 
   private hasWork(): boolean {
-    return this.dirty.size > 0 || this.dirtyDirs.size > 0 || this.resyncDirty.size > 0 || this.resyncDirtyDirs.size > 0;
+    return this.events.hasReady() || this.eventDirs.size > 0 || this.resyncPaths.size > 0 || this.resyncDirs.size > 0;
   }
 
-  /** One batch: one /proc refresh, then every queued marker, then the decision. */
+  /** One batch: one /proc refresh, then the queued markers, then the decision. */
   private async runOneBatch(): Promise<void> {
-    this.eventBatch = this.dirty.size > 0 || this.dirtyDirs.size > 0;
-    const dirs = [...this.dirtyDirs, ...this.resyncDirtyDirs];
-    const wanted = new Set([...this.dirty, ...this.resyncDirty]);
-    this.dirtyDirs.clear();
-    this.dirty.clear();
-    this.resyncDirtyDirs.clear();
-    this.resyncDirty.clear();
+    const taken = this.events.take();
+    const eventScopes = new Set(taken.scopes);
+    const dirs = [...this.eventDirs, ...this.resyncDirs];
+    for (const d of this.eventDirs) eventScopes.add(this.o.layout.scopeOf(d));
+    this.eventDirs.clear();
+    this.resyncDirs.clear();
+    const wanted = new Set(taken.paths);
+    for (const p of this.resyncPaths) {
+      if (wanted.size >= taken.paths.length + RESYNC_CHUNK) break;
+      wanted.add(p);
+      this.resyncPaths.delete(p);
+    }
     if (this.retryPending) {
       this.retryPending = false;
       const hot = this.now() - PENDING_HOT_MS;
-      for (const p of this.retry) if ((this.records.get(p)?.changedAt ?? 0) >= hot) wanted.add(p);
+      for (const p of this.records.retry) if ((this.records.get(p)?.changedAt ?? 0) >= hot) wanted.add(p);
     }
+    this.flight.batchStarted(eventScopes, this.events.queuedScopes());
     this.core.beginBatch();
     this.table.refresh();
     const fds = new Map<string, number | null>();
@@ -404,7 +426,7 @@ export class Reconciler {
         this.reconcileFile(ordered[i] as string, fds);
         if ((i & 63) === 63 && performance.now() - slice > SLICE_MS) {
           this.settle(fds);
-          this.map.publish();
+          this.publish();
           this.releaseWaiters();
           await tick();
           if (this.closed) break;
@@ -414,9 +436,9 @@ export class Reconciler {
       this.settle(fds);
     } finally {
       for (const fd of fds.values()) if (fd !== null) fs.closeSync(fd);
-      this.eventBatch = false;
+      this.flight.batchEnded();
     }
-    this.map.publish();
+    this.publish();
   }
 
   /**
@@ -462,31 +484,53 @@ export class Reconciler {
     return fd;
   }
 
-  /** Lists the marker files of a dir (or of every context dir below a path); queues records of vanished ones. */
+  /**
+   * Lists the marker files of a dir (or of every context dir below a path):
+   * the known ones and new ones within the pod's budget; queues records of
+   * vanished ones.
+   */
   private scanDir(p: string, fds: Map<string, number | null>): string[] {
     const c = this.o.layout.classify(p);
     const dirs = c ? [c.dir] : this.o.layout.contextDirs().filter(d => d.path === p || d.path.startsWith(p.endsWith('/') ? p : `${p}/`));
+    const out: string[] = [];
     if (!c && p !== this.o.layout.watchRoot) {
       // A pod directory appeared or vanished: look again at records under it.
-      for (const r of this.records.values()) if (r.path.startsWith(`${p}/`)) this.dirty.add(r.path);
+      for (const r of this.records.values()) if (r.path.startsWith(`${p}/`)) out.push(r.path);
     }
-    const out: string[] = [];
     for (const d of dirs) {
       const dir = this.internDir(d);
       const fd = this.dirFd(dir, fds);
       const present = new Set<string>();
+      let room = this.o.podMarkerLimit - this.records.countIn(dir.scope);
+      let over = 0;
       if (fd !== null) {
         for (const ent of listDir(fd)) {
           if (!isMarkerName(ent.name)) continue;
           const f = path.join(dir.path, ent.name);
           present.add(f);
+          if (!this.records.get(f)) {
+            if (room <= 0) {
+              over++;
+              continue;
+            }
+            room--;
+          }
           if (ent.valid) out.push(f);
-          else this.observe(this.recordFor(f, ent.name, dir), { kind: 'unidentified', path: f, reason: 'bad-name: file name is not valid UTF-8' });
+          else this.observe(this.records.get(f) ?? this.records.add(f, ent.name, dir), { kind: 'unidentified', path: f, reason: 'bad-name: file name is not valid UTF-8' });
         }
       }
+      this.setOverBudget(dir.path, over);
       for (const r of this.records.values()) if (r.dir.path === dir.path && !present.has(r.path)) out.push(r.path);
     }
     return out;
+  }
+
+  private setOverBudget(dirPath: string, n: number): void {
+    const before = this.overBudget.get(dirPath) ?? 0;
+    if (n > before) this.o.metrics.podBudget.inc({ budget: 'markers' }, n - before);
+    if (n > 0 && before === 0) this.log.warn({ [F.markerPath]: escapeText(dirPath), ignored: n, limit: this.o.podMarkerLimit }, 'pod is over its marker budget; the files beyond it are ignored');
+    if (n > 0) this.overBudget.set(dirPath, n);
+    else this.overBudget.delete(dirPath);
   }
 
   // ---- one marker -------------------------------------------------------------
@@ -498,24 +542,22 @@ export class Reconciler {
     return d;
   }
 
-  private recordFor(file: string, name: string, dir: ContextDir): MarkerRecord {
-    let r = this.records.get(file);
-    if (!r) {
-      r = { path: file, name, dir, identity: undefined, marker: undefined, key: undefined, state: 'pending', reason: 'new', hostPid: undefined, changedAt: this.now(), error: undefined, rejection: undefined };
-      this.records.set(file, r);
-      this.stateCounts.pending++;
+  /** The record of a path, created if the pod has budget for it (undefined: over budget). */
+  private admit(file: string, name: string, dir: ContextDir): MarkerRecord | undefined {
+    const r = this.records.get(file);
+    if (r) return r;
+    if (this.records.countIn(dir.scope) >= this.o.podMarkerLimit) {
+      this.setOverBudget(dir.path, (this.overBudget.get(dir.path) ?? 0) + 1);
+      return undefined;
     }
-    return r;
+    return this.records.add(file, name, dir);
   }
 
   private reconcileFile(file: string, fds: Map<string, number | null>): void {
     try {
       this.readAndObserve(file, fds);
       const r = this.records.get(file);
-      if (r?.error !== undefined) {
-        r.error = undefined;
-        this.updateRetry(r);
-      }
+      if (r?.error !== undefined) this.records.setError(r, undefined);
     } catch (err) {
       // One marker that fails must not cost the others anything: its decision
       // state is left as it was, and it is retried with the pending markers.
@@ -523,11 +565,7 @@ export class Reconciler {
       const msg = err instanceof Error ? err.message : String(err);
       this.o.metrics.reconcileErrors.inc();
       if (r?.error === undefined) this.log.error({ [F.markerPath]: escapeText(file), [F.err]: msg }, 'reconciling a marker failed; retrying');
-      if (r) {
-        r.error = msg;
-        r.changedAt = this.now();
-        this.retry.add(r.path);
-      }
+      if (r) this.records.setError(r, msg);
     }
   }
 
@@ -546,11 +584,13 @@ export class Reconciler {
       } catch {
         return this.drop(file);
       }
-      return this.observe(this.recordFor(file, name, dir), { kind: 'unidentified', path: file, reason: bad });
+      const r = this.admit(file, name, dir);
+      return r && this.observe(r, { kind: 'unidentified', path: file, reason: bad });
     }
     const read = readMarkerFile(fd, name, this.o.markerMaxBytes, rec?.identity);
     if (read.kind === 'gone') return this.drop(file);
-    const r = rec ?? this.recordFor(file, name, dir);
+    const r = rec ?? this.admit(file, name, dir);
+    if (!r) return;
     if (read.kind === 'unchanged') {
       if (r.marker !== undefined && r.key !== undefined && this.core.needsEvaluation(file, r.key)) this.observeValid(r, r.marker, r.key, read.identity);
       return;
@@ -565,18 +605,17 @@ export class Reconciler {
     }
     const key = `${fileId(read.identity)}|${digest(read.bytes)}`;
     const parsed = parseMarkerBytes(read.bytes, this.o.markerMaxBytes);
+    r.key = key;
     if (!parsed.ok) {
       r.marker = undefined;
-      r.key = key;
       return this.observe(r, { kind: 'rejected', path: file, file: fileId(read.identity), ctimeNs: read.identity.ctimeNs, reason: parsed.reason, key });
     }
     r.marker = parsed.marker;
-    r.key = key;
     this.observeValid(r, parsed.marker, key, read.identity);
   }
 
   private observeValid(r: MarkerRecord, marker: Marker, key: string, identity: FileIdentity): void {
-    const obs: Observation = {
+    this.observe(r, {
       kind: 'valid',
       path: r.path,
       file: fileId(identity),
@@ -586,8 +625,7 @@ export class Reconciler {
       evaluation: this.core.needsEvaluation(r.path, key)
         ? evaluateClaim(this.rules, { dir: r.dir, name: r.name, marker, identity, writtenNs: this.core.writtenAt(r.path, key, identity.ctimeNs) })
         : undefined,
-    };
-    this.observe(r, obs);
+    });
   }
 
   private observe(r: MarkerRecord, obs: Observation): void {
@@ -598,15 +636,12 @@ export class Reconciler {
     }
     r.rejection = rejection;
     this.core.observe(obs);
+    this.records.syncWaiting(r);
   }
 
   private drop(file: string): void {
-    const r = this.records.get(file);
-    if (!r) return;
+    if (!this.records.delete(file)) return;
     this.core.remove(file);
-    this.records.delete(file);
-    this.stateCounts[r.state]--;
-    this.retry.delete(file);
   }
 
   // ---- applying decisions -------------------------------------------------------
@@ -616,100 +651,53 @@ export class Reconciler {
     for (let round = 0; round < 16; round++) {
       const s = this.core.settle();
       this.o.store.append(s.persist, { count: this.core.size, all: () => this.core.records() });
-      this.apply(s);
-      if (s.recheck.length === 0) return;
+      applySettlement(
+        {
+          procfs: this.o.procfs,
+          map: this.map,
+          state: this.o.state,
+          metrics: this.o.metrics,
+          log: this.log,
+          nodeName: this.o.nodeName,
+          now: this.now,
+          record: p => this.records.get(p),
+          onState: (p, v) => {
+            const r = this.records.get(p);
+            if (r) this.records.setView(r, v);
+          },
+          onIdentityChange: c => {
+            for (const l of this.changeListeners) l(c);
+          },
+        },
+        s,
+      );
+      if (s.recheck.length === 0) break;
       for (const p of s.recheck) this.reconcileFile(p, fds);
     }
-  }
-
-  private apply(s: Settlement): void {
-    for (const u of s.unbound) {
-      const m = this.map.remove(u.cand.pid, u.path);
-      if (!m) continue;
-      this.o.state.remove(m.hostPid);
-      this.o.metrics.evictions.inc({ cause: u.cause });
-      this.log.info({ [F.markerPath]: escapeText(u.path), [F.hostPid]: u.cand.pid, [F.reason]: u.cause }, 'mapping removed');
-      this.emit('revoke', m, u.cause);
-    }
-    for (const u of s.suspended) {
-      const m = this.map.remove(u.cand.pid, u.path);
-      if (!m) continue;
-      this.o.state.remove(m.hostPid);
-      this.o.metrics.evictions.inc({ cause: 'marker_unreadable' });
-      this.log.warn({ [F.markerPath]: escapeText(u.path), [F.hostPid]: u.cand.pid }, 'mapping suspended: the marker cannot be read cleanly; the role stays reserved for this process');
-      this.emit('revoke', m, 'marker_unreadable');
-    }
-    for (const b of s.bound) this.mapOne(b.path, b.cand, b.restored ? 'restored' : 'mapped');
-    for (const b of s.resumed) this.mapOne(b.path, b.cand, 'resumed');
-    for (const [p, v] of s.states) {
-      const r = this.records.get(p);
-      if (!r) continue;
-      if (r.state !== v.state) {
-        this.stateCounts[r.state]--;
-        this.stateCounts[v.state]++;
-        r.changedAt = this.now();
-      }
-      r.state = v.state;
-      r.reason = v.reason;
-      r.hostPid = v.hostPid;
-      this.updateRetry(r);
-    }
-    for (const [state, n] of Object.entries(this.stateCounts)) this.o.metrics.markers.set({ state }, n);
+    for (const [state, n] of Object.entries(this.records.stateCounts)) this.o.metrics.markers.set({ state }, n);
     this.o.metrics.mapSize.set(this.map.size);
   }
 
-  private updateRetry(r: MarkerRecord): void {
-    const v = this.core.view(r.path);
-    if (r.error !== undefined || v?.retry) this.retry.add(r.path);
-    else this.retry.delete(r.path);
+  /** Publishes map and flight changes together (one feed message, one sequence number). */
+  private publish(): void {
+    const changes = this.map.publish();
+    const flight = this.flight.takeChanges();
+    if (changes.size === 0 && flight === undefined) return;
+    const u: Published = { map: this.map.snapshot(), changes, flight };
+    for (const l of this.publishListeners) l(u);
   }
 
-  private mapOne(p: string, cand: Candidate, cause: string): void {
-    const r = this.records.get(p);
-    if (!r?.marker || !r.identity) return;
-    const pf = this.o.procfs;
-    const m = r.marker;
-    const cg = pf.readCgroup(cand.pid);
-    const podUid = r.dir.podUid ?? cg?.podUid;
-    const containerId = cg?.containerId;
-    const mapping: Mapping = Object.freeze({
-      hostPid: cand.pid,
-      startTime: cand.startTime,
-      pidNs: pf.readPidNs(cand.pid),
-      containerPid: m.container_pid,
-      podUid,
-      containerId,
-      marker: m,
-      markerPath: r.path,
-      scope: r.dir.scope,
-      mappedAt: this.now(),
-      selectors: Object.freeze(selectorValuesFor({ ...m, podUid, containerId })),
-    });
-    this.map.set(mapping);
-    this.o.state.write(mapping, fileId(r.identity), this.o.nodeName);
-    this.log.info(
-      { [F.markerPath]: escapeText(r.path), [F.hostPid]: cand.pid, [F.containerPid]: m.container_pid, [F.role]: m.process_role, [F.podUid]: podUid, [F.reason]: cause },
-      'marker mapped',
-    );
-    this.emit('grant', mapping, cause);
-  }
-
-  private emit(kind: IdentityChange['kind'], mapping: Mapping, cause: string): void {
-    if (this.changeListeners.length === 0) return;
-    const r = this.records.get(mapping.markerPath);
-    const c: IdentityChange = { kind, mapping, inode: r?.identity ? String(r.identity.ino) : '', cause };
-    for (const l of this.changeListeners) {
-      try {
-        l(c);
-      } catch (err) {
-        this.log.error({ [F.err]: String(err) }, 'identity change listener failed');
-      }
-    }
+  /** Flight changes alone (an event queued): sent at once, they make plugins wait for this pod. */
+  private publishFlight(): void {
+    const flight = this.flight.takeChanges();
+    if (flight === undefined) return;
+    const u: Published = { map: this.map.snapshot(), changes: new Map(), flight };
+    for (const l of this.publishListeners) l(u);
   }
 
   private hasHotRetry(): boolean {
     const hot = this.now() - PENDING_HOT_MS;
-    for (const p of this.retry) if ((this.records.get(p)?.changedAt ?? 0) >= hot) return true;
+    for (const p of this.records.retry) if ((this.records.get(p)?.changedAt ?? 0) >= hot) return true;
     return false;
   }
 
@@ -735,7 +723,7 @@ export class Reconciler {
     const flush = (): void => {
       if (gone === 0) return;
       this.settle(new Map());
-      this.map.publish();
+      this.publish();
       gone = 0;
     };
     for (const [, cand] of [...this.core.bindings()]) {

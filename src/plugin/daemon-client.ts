@@ -5,8 +5,10 @@
 // UNAVAILABLE (no wait-for-ready), so Attest never hangs on a dead socket.
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, lookup } from '../protos.js';
+import type { MapUpdateMsg } from '../pidmapper-wire.js';
 import { PluginError } from './errors.js';
-import { MapCache } from './map-cache.js';
+import { SeqReader, seqFilePath } from '../seq-file.js';
+import { MapCache, type Verdict } from './map-cache.js';
 
 export interface DaemonAttestResponse {
   selector_values: string[];
@@ -21,7 +23,7 @@ type PidMapperClient = grpc.Client & {
     opts: grpc.CallOptions,
     cb: (err: grpc.ServiceError | null, res?: DaemonAttestResponse) => void,
   ): grpc.ClientUnaryCall;
-  WatchMap(req: Record<string, never>): grpc.ClientReadableStream<never>;
+  WatchMap(req: Record<string, never>): grpc.ClientReadableStream<MapUpdateMsg>;
 };
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -43,6 +45,7 @@ export interface AttestCall {
 interface Entry {
   client: PidMapperClient;
   cache: MapCache;
+  seq: SeqReader;
   inFlight: number;
   /** No longer wanted: close once the last in-flight call settles. */
   retired: boolean;
@@ -57,13 +60,14 @@ export class DaemonClients {
   private readonly entries = new Map<string, Entry>();
   private ctor: grpc.ServiceClientConstructor | undefined;
 
-  /**
-   * Selector values from the local copy of the daemon's map, when it has this
-   * PID, heard from the daemon within `maxAgeMs`, and the process's start
-   * time still matches; undefined otherwise.
-   */
-  cached(socketPath: string, pid: number, maxAgeMs: number): readonly string[] | undefined {
+  /** What the local copy of the daemon's state says about `pid` (see MapCache.lookup). */
+  local(socketPath: string, pid: number, maxAgeMs: number): Verdict {
     return this.entry(socketPath).cache.lookup(pid, maxAgeMs);
+  }
+
+  /** Resolves true once the copy has reached the daemon's sequence `seq` (false after `ms`). */
+  caughtUp(socketPath: string, seq: bigint, ms: number): Promise<boolean> {
+    return this.entry(socketPath).cache.waitFor(seq, ms);
   }
 
   /** Asks the daemon at `socketPath`; rejects with a PluginError. */
@@ -107,6 +111,7 @@ export class DaemonClients {
     this.entries.delete(path);
     e.retired = true;
     e.cache.close();
+    e.seq.close();
     if (e.inFlight === 0) e.client.close();
   }
 
@@ -115,8 +120,9 @@ export class DaemonClients {
     if (!e) {
       this.ctor ??= lookup<grpc.ServiceClientConstructor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper');
       const client = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
-      const cache = new MapCache(() => client.WatchMap({}));
-      e = { client, cache, inFlight: 0, retired: false };
+      const seq = new SeqReader(seqFilePath(socketPath));
+      const cache = new MapCache(() => client.WatchMap({}), seq);
+      e = { client, cache, seq, inFlight: 0, retired: false };
       this.entries.set(socketPath, e);
       cache.start();
     }

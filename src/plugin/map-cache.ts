@@ -1,34 +1,52 @@
-// A local copy of the daemon's PID map, fed by its WatchMap stream, so that a
-// mapped PID is answered without a second gRPC hop (the daemon hop costs more
-// than the SPIRE hop itself). Safety rests on the same check the daemon
-// makes: the PID's start time, read here from /proc/PID/stat, must equal the
-// mapping's; anything else (unknown PID, different start time, stream not
-// synced, daemon in another PID namespace) goes to the daemon's Attest.
-// When the stream breaks the copy is dropped at once: a daemon that is down
-// answers UNAVAILABLE through Attest, never stale data from here. A daemon
-// that hangs keeps the stream open but stops sending: it sends at least a
-// heartbeat every 500 ms, so a copy not heard from for `maxAgeMs` (the
-// plugin's map_max_age) is not used; Attest then goes to the daemon, whose
-// silence becomes a deadline error.
+// A local copy of the daemon's state, fed by its WatchMap stream: the PID map,
+// the claims waiting for a process and the pods with unprocessed marker
+// events. It answers most Attest calls without a second gRPC hop:
+//  - a mapped PID, after the same start-time check the daemon makes (field 22
+//    of /proc/PID/stat must equal the mapping's);
+//  - an unknown PID, with no selectors, when nothing that could map it is in
+//    flight: no unprocessed event of its pod, no claim of its pod naming its
+//    container PID (core/in-flight.ts, the daemon's own rule).
+// Everything else (a claim in flight for it, a start time that differs) goes
+// to the daemon's Attest.
+//
+// Freshness, three ways:
+//  - the copy is used only when it has reached the daemon's latest sequence
+//    number, read from "<socket>.seq" (seq-file.ts) on every lookup; a copy
+//    that lags waits for the stream to catch up (normally a fraction of a
+//    millisecond), so no answer comes from a copy older than the daemon's state
+//    at the time of the call;
+//  - a daemon that hangs keeps the stream open but stops sending: it sends at
+//    least a heartbeat every 500 ms, so a copy not heard from for `maxAgeMs`
+//    (the plugin's map_max_age) is not used; Attest then goes to the daemon,
+//    whose silence becomes a deadline error;
+//  - when the stream breaks the copy is dropped at once: a daemon that is down
+//    answers UNAVAILABLE through Attest, never stale data from here.
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
-import { parseNsLink, parseStatStartTime } from '../core/procparse.js';
+import { mayBeInFlight, scopeOfProcess, type FlightState } from '../core/in-flight.js';
+import { parseCgroup, parseNSpid, parseNsLink, parseStatStartTime } from '../core/procparse.js';
+import type { MapUpdateMsg } from '../pidmapper-wire.js';
 import { readSmall } from '../proc-file.js';
+import type { SeqReader } from '../seq-file.js';
 
 interface Entry {
   startTime: string;
   selectors: readonly string[];
 }
 
-interface MapUpdate {
-  map_version: string;
-  full: boolean;
-  upserts: { host_pid: number; start_time: string; selector_values: string[] }[];
-  removed: number[];
-  pid_namespace: string;
-}
+export type WatchFn = () => grpc.ClientReadableStream<MapUpdateMsg>;
 
-export type WatchFn = () => grpc.ClientReadableStream<MapUpdate>;
+/** What the copy can say about a PID. */
+export type Verdict =
+  | { readonly kind: 'answer'; readonly values: readonly string[] }
+  /** The copy is behind the daemon's state (sequence `seq`): wait for it, then look again. */
+  | { readonly kind: 'lagging'; readonly seq: bigint }
+  /** Only the daemon can answer. */
+  | { readonly kind: 'ask' };
+
+export const NO_SELECTORS: readonly string[] = Object.freeze([]);
+const ASK: Verdict = Object.freeze({ kind: 'ask' });
+const EMPTY: Verdict = Object.freeze({ kind: 'answer', values: NO_SELECTORS });
 
 const RETRY_MS = 250;
 
@@ -40,31 +58,43 @@ function ownPidNs(): string | undefined {
   }
 }
 
-/** Field 22 of /proc/PID/stat as a decimal string, or undefined (any read error included). */
-export function readStartTime(pid: number, procDir = '/proc'): string | undefined {
-  let text: string | undefined;
+function read(file: string): string | undefined {
   try {
-    text = readSmall(`${procDir}/${pid}/stat`);
+    return readSmall(file);
   } catch {
     return undefined;
   }
+}
+
+/** Field 22 of /proc/PID/stat as a decimal string, or undefined (any read error included). */
+export function readStartTime(pid: number, procDir = '/proc'): string | undefined {
+  const text = read(`${procDir}/${pid}/stat`);
   const v = text === undefined ? undefined : parseStatStartTime(text);
   return v === undefined ? undefined : String(v);
 }
 
-export class MapCache {
+export class MapCache implements FlightState {
   private entries = new Map<number, Entry>();
+  readonly pending = new Map<string, Set<number>>();
+  readonly busy = new Set<string>();
+  private layout = 'kubelet';
+  private flatScope = '';
+  private instance = '';
+  private seq = -1n;
   private synced = false;
   private disabled = false;
   private closed = false;
-  private call: grpc.ClientReadableStream<MapUpdate> | undefined;
+  private call: grpc.ClientReadableStream<MapUpdateMsg> | undefined;
   private retry: NodeJS.Timeout | undefined;
+  private waiters: { seq: bigint; done: () => void }[] = [];
   /** When the daemon was last heard from (any message, heartbeats included), on `now`'s clock. */
   private lastHeard = -Infinity;
   version = '0';
 
   constructor(
     private readonly watch: WatchFn,
+    /** The daemon's sequence file. */
+    private readonly seqFile: Pick<SeqReader, 'read' | 'reopen'>,
     private readonly procDir = '/proc',
     /** Monotonic ms; injected for tests. */
     private readonly now: () => number = () => performance.now(),
@@ -72,7 +102,7 @@ export class MapCache {
 
   start(): void {
     if (this.closed || this.disabled || this.call) return;
-    let call: grpc.ClientReadableStream<MapUpdate>;
+    let call: grpc.ClientReadableStream<MapUpdateMsg>;
     try {
       call = this.watch();
     } catch {
@@ -80,7 +110,7 @@ export class MapCache {
       return;
     }
     this.call = call;
-    call.on('data', (u: MapUpdate) => this.apply(u));
+    call.on('data', (u: MapUpdateMsg) => this.apply(u));
     const lost = (): void => {
       if (this.call !== call) return;
       this.call = undefined;
@@ -93,14 +123,48 @@ export class MapCache {
   }
 
   /**
-   * Selector values for `pid` if the copy has it, was heard from within
-   * `maxAgeMs`, and the process is still the mapped one.
+   * What the copy says about `pid`: its selectors (none for a PID nothing can
+   * map), "lagging" when the daemon knows more than the copy, or "ask".
    */
-  lookup(pid: number, maxAgeMs: number): readonly string[] | undefined {
-    if (!this.synced || this.now() - this.lastHeard > maxAgeMs) return undefined;
+  lookup(pid: number, maxAgeMs: number): Verdict {
+    if (!this.synced || this.now() - this.lastHeard > maxAgeMs) return ASK;
+    const d = this.seqFile.read();
+    if (d === undefined || d.instance !== this.instance) {
+      this.seqFile.reopen(); // a restarted daemon recreates the file
+      return ASK;
+    }
+    if (d.seq > this.seq) return { kind: 'lagging', seq: d.seq };
     const e = this.entries.get(pid);
-    if (!e) return undefined;
-    return readStartTime(pid, this.procDir) === e.startTime ? e.selectors : undefined;
+    if (e) return readStartTime(pid, this.procDir) === e.startTime ? { kind: 'answer', values: e.selectors } : ASK;
+    const scope = scopeOfProcess(this.layout, this.flatScope, () => {
+      const t = read(`${this.procDir}/${pid}/cgroup`);
+      return t === undefined ? undefined : parseCgroup(t).podUid;
+    });
+    const inFlight = mayBeInFlight(this, scope, () => {
+      const t = read(`${this.procDir}/${pid}/status`);
+      const ns = t === undefined ? undefined : parseNSpid(t);
+      return ns?.[ns.length - 1];
+    });
+    return inFlight ? ASK : EMPTY;
+  }
+
+  /** Resolves true once the copy has reached sequence `seq`, false after `ms`. */
+  waitFor(seq: bigint, ms: number): Promise<boolean> {
+    if (this.seq >= seq) return Promise.resolve(true);
+    return new Promise(resolve => {
+      const w = {
+        seq,
+        done: (): void => {
+          clearTimeout(t);
+          resolve(true);
+        },
+      };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter(x => x !== w);
+        resolve(false);
+      }, ms);
+      this.waiters.push(w);
+    });
   }
 
   get ready(): boolean {
@@ -116,7 +180,7 @@ export class MapCache {
     c?.cancel();
   }
 
-  private apply(u: MapUpdate): void {
+  private apply(u: MapUpdateMsg): void {
     this.lastHeard = this.now();
     if (u.full) {
       const own = ownPidNs();
@@ -127,18 +191,37 @@ export class MapCache {
         return;
       }
       this.entries = new Map();
+      this.pending.clear();
+      this.layout = u.layout;
+      this.flatScope = u.flat_scope;
+      this.instance = u.instance;
       this.synced = true;
     } else if (!this.synced) {
       return;
     }
     for (const id of u.removed) this.entries.delete(id);
     for (const e of u.upserts) this.entries.set(e.host_pid, { startTime: e.start_time, selectors: Object.freeze([...e.selector_values]) });
+    for (const p of u.pending) {
+      if (p.container_pids.length === 0) this.pending.delete(p.scope);
+      else this.pending.set(p.scope, new Set(p.container_pids));
+    }
+    this.busy.clear();
+    for (const s of u.busy_scopes) this.busy.add(s);
     this.version = u.map_version;
+    this.seq = BigInt(u.seq || '0');
+    if (this.waiters.length > 0) {
+      const ready = this.waiters.filter(w => w.seq <= this.seq);
+      this.waiters = this.waiters.filter(w => w.seq > this.seq);
+      for (const w of ready) w.done();
+    }
   }
 
   private drop(): void {
     this.synced = false;
     this.entries = new Map();
+    this.pending.clear();
+    this.busy.clear();
+    this.seq = -1n;
   }
 
   private scheduleRetry(): void {

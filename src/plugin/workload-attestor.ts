@@ -35,6 +35,9 @@ export function filterSelectors(values: readonly string[], kinds: ReadonlySet<Se
   return values.filter(v => v.includes(':') && (kinds as ReadonlySet<string>).has(selectorKind(v)));
 }
 
+/** Longest wait for the copy of the daemon's state to catch up before the daemon is asked instead. */
+const CATCH_UP_MS = 50;
+
 export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegistration {
   const { store, daemon, log } = deps;
   const now = deps.now ?? Date.now;
@@ -95,28 +98,35 @@ export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegi
     definition,
     implementation: {
       Attest(call: grpc.ServerUnaryCall<AttestRequest, unknown>, cb: grpc.sendUnaryData<unknown>) {
-        // Hot path: a mapped PID whose start time still matches, answered from
-        // the local copy of the daemon's map, synchronously.
+        const forward = (): void => {
+          const abort = new AbortController();
+          call.on('cancelled', () => abort.abort());
+          attest(call.request.pid, call.getDeadline(), abort.signal).then(
+            selector_values => cb(null, { selector_values }),
+            (err: unknown) => {
+              const e = toGrpcError(err);
+              if (err instanceof PluginError) log.warn({ host_pid: call.request.pid, error: err.message }, 'attestation failed');
+              else log.error({ host_pid: call.request.pid, error: err instanceof Error ? err.message : String(err) }, 'attestation failed unexpectedly');
+              cb(e);
+            },
+          );
+        };
+        // Hot path: answered from the local copy of the daemon's state when it
+        // is current (a mapped PID whose start time still matches, or a PID
+        // nothing in flight can map), synchronously.
         const cfg = store.current();
         const pid = call.request.pid;
-        if (cfg && Number.isInteger(pid) && pid > 0) {
-          const local = daemon.cached(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
-          if (local !== undefined) {
-            cb(null, responseFor(local, cfg.selectorKinds));
-            return;
-          }
-        }
-        const abort = new AbortController();
-        call.on('cancelled', () => abort.abort());
-        attest(call.request.pid, call.getDeadline(), abort.signal).then(
-          selector_values => cb(null, { selector_values }),
-          (err: unknown) => {
-            const e = toGrpcError(err);
-            if (err instanceof PluginError) log.warn({ host_pid: call.request.pid, error: err.message }, 'attestation failed');
-            else log.error({ host_pid: call.request.pid, error: err instanceof Error ? err.message : String(err) }, 'attestation failed unexpectedly');
-            cb(e);
-          },
-        );
+        if (!cfg || !Number.isInteger(pid) || pid <= 0) return forward();
+        const v = daemon.local(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
+        if (v.kind === 'answer') return cb(null, responseFor(v.values, cfg.selectorKinds));
+        if (v.kind === 'ask') return forward();
+        // The daemon knows more than the copy: wait for the stream to catch
+        // up (normally well under a millisecond), look once more, else ask.
+        void daemon.caughtUp(cfg.daemonSocket, v.seq, CATCH_UP_MS).then(() => {
+          const again = daemon.local(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
+          if (again.kind === 'answer') cb(null, responseFor(again.values, cfg.selectorKinds));
+          else forward();
+        });
       },
     },
   };

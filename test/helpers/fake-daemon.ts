@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadProto, lookup } from '../../src/protos.js';
+import { SeqWriter, seqFilePath } from '../../src/seq-file.js';
 
 export interface FakeDaemonOptions {
   /** pid → selector values; unknown PIDs answer found=false, []. */
@@ -51,8 +52,24 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
   const server = new grpc.Server();
   const streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   let version = 1;
+  let seq = 1n;
   const ownNs = /\d+/.exec(readlinkSync('/proc/self/ns/pid'))?.[0] ?? '0';
-  const msg = (full: boolean, upserts: unknown[], removed: number[]): unknown => ({ map_version: String(version), full, upserts, removed, pid_namespace: ownNs });
+  // Like the daemon: the sequence file next to the socket, written before each change is sent.
+  const seqFile = new SeqWriter(seqFilePath(socketPath), () => undefined);
+  const instance = 'fa4edae3f0e1d2c3';
+  const msg = (full: boolean, upserts: unknown[], removed: number[]): unknown => ({
+    map_version: String(version),
+    full,
+    upserts,
+    removed,
+    pid_namespace: ownNs,
+    instance,
+    seq: String(seq),
+    pending: [],
+    busy_scopes: [],
+    layout: 'kubelet',
+    flat_scope: '',
+  });
   const beat = setInterval(() => {
     if (!fake.muted) for (const c of streams) c.write(msg(false, [], []));
   }, opts.heartbeatMs ?? 500);
@@ -66,6 +83,8 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
     muted: false,
     push(u) {
       version++;
+      seq++;
+      seqFile.write(instance, seq);
       for (const c of streams) c.write(msg(false, u.upserts ?? [], u.removed ?? []));
     },
     get watchers() {
@@ -73,6 +92,7 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
     },
     stop: async () => {
       clearInterval(beat);
+      seqFile.close();
       for (const c of streams) c.end();
       await new Promise<void>(resolve => {
         server.forceShutdown();
@@ -107,6 +127,10 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
     },
   });
   rmSync(socketPath, { force: true });
+  if (opts.feed) {
+    seqFile.open(0o600);
+    seqFile.write(instance, seq);
+  }
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), err => (err ? reject(err) : resolve())),
   );

@@ -47,6 +47,8 @@ describe('loadDaemonConfig: defaults', () => {
       markerMaxBytes: 4096,
       exclusiveRoles: true,
       startSlackMs: 50,
+      podMarkerLimit: 1024,
+      podEventRate: 1000,
       logLevel: 'info',
       nodeName: undefined,
       socketGid: undefined,

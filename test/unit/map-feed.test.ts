@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PidMap, type Mapping } from '../../src/core/pid-map.js';
-import { MapFeed, type MapUpdateMsg } from '../../src/daemon/map-feed.js';
+import { MapFeed, type FeedOptions, type MapUpdateMsg } from '../../src/daemon/map-feed.js';
+import type { Published } from '../../src/daemon/reconciler.js';
 import { MapCache } from '../../src/plugin/map-cache.js';
 
 function mapping(hostPid: number, startTime: number, role: string): Mapping {
@@ -51,33 +52,64 @@ describe('PidMap snapshots', () => {
   });
 });
 
+/** A published update as the reconciler makes it. */
+function update(map: PidMap, changed: number[], flight?: Published['flight']): Published {
+  return { map, changes: new Map(changed.map(pid => [pid, map.get(pid) ?? null])), flight };
+}
+
+function newFeed(map: PidMap, extra: Partial<FeedOptions> = {}): { feed: MapFeed; seqs: bigint[] } {
+  const seqs: bigint[] = [];
+  const feed = new MapFeed(map, {
+    pidNs: 4026531836,
+    layout: 'kubelet',
+    flatScope: '',
+    instance: 'abcdef0123456789',
+    flight: () => ({ pending: new Map([['pod:p1', [7]]]), busy: ['pod:p2'] }),
+    onSeq: (_i, s) => seqs.push(s),
+    ...extra,
+  });
+  return { feed, seqs };
+}
+
 describe('MapFeed', () => {
-  it('sends the whole map first, then only what changed in each version', () => {
+  it('sends the whole state first, then only what changed, each change with the next sequence number written first', () => {
     const a = mapping(10, 100, 'a');
     const b = mapping(11, 110, 'b');
-    const feed = new MapFeed(new PidMap(1, new Map([[10, a]])), 4026531836);
+    const { feed, seqs } = newFeed(new PidMap(1, new Map([[10, a]])));
     const got: MapUpdateMsg[] = [];
     const sub = feed.subscribe(u => {
       got.push(u);
     });
-    expect(got[0]).toMatchObject({ full: true, map_version: '1', pid_namespace: '4026531836', removed: [] });
+    expect(got[0]).toMatchObject({
+      full: true,
+      map_version: '1',
+      pid_namespace: '4026531836',
+      removed: [],
+      instance: 'abcdef0123456789',
+      seq: '0',
+      layout: 'kubelet',
+      pending: [{ scope: 'pod:p1', container_pids: [7] }],
+      busy_scopes: ['pod:p2'],
+    });
     expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'] }]);
 
-    feed.publish(new PidMap(2, new Map([[10, a], [11, b]])), [11]);
-    expect(got[1]).toMatchObject({ full: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [] });
+    feed.publish(update(new PidMap(2, new Map([[10, a], [11, b]])), [11]));
+    expect(got[1]).toMatchObject({ full: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [], seq: '1', pending: [], busy_scopes: ['pod:p2'] });
 
     const a2 = mapping(10, 105, 'a2'); // same PID, another mapping object
-    feed.publish(new PidMap(3, new Map([[10, a2]])), [10, 11]);
-    expect(got[2]).toMatchObject({ full: false, upserts: [{ host_pid: 10, start_time: '105' }], removed: [11] });
+    feed.publish(update(new PidMap(3, new Map([[10, a2]])), [10, 11], { pending: new Map([['pod:p1', []]]), busy: [] }));
+    expect(got[2]).toMatchObject({ upserts: [{ host_pid: 10, start_time: '105' }], removed: [11], seq: '2', pending: [{ scope: 'pod:p1', container_pids: [] }], busy_scopes: [] });
+    expect(seqs).toEqual([0n, 1n, 2n]);
 
     sub.close();
-    feed.publish(new PidMap(4, new Map()), [10]);
+    feed.publish(update(new PidMap(4, new Map()), [10]));
     expect(got).toHaveLength(3);
     expect(feed.size).toBe(0);
+    expect(seqs).toEqual([0n, 1n, 2n, 3n]); // the sequence moves whether or not anyone listens
   });
 
-  it('sends a heartbeat (an empty delta of the current version) to every subscriber', async () => {
-    const feed = new MapFeed(new PidMap(5, new Map()), 1, 20);
+  it('sends a heartbeat (an empty delta with the current sequence number) to every subscriber', async () => {
+    const { feed } = newFeed(new PidMap(5, new Map()), { heartbeatMs: 20 });
     const got: MapUpdateMsg[] = [];
     const sub = feed.subscribe(u => {
       got.push(u);
@@ -87,7 +119,7 @@ describe('MapFeed', () => {
       await new Promise(r => setTimeout(r, 110));
       const beats = got.slice(1);
       expect(beats.length).toBeGreaterThanOrEqual(3);
-      for (const b of beats) expect(b).toEqual({ map_version: '5', full: false, upserts: [], removed: [], pid_namespace: '1' });
+      for (const b of beats) expect(b).toMatchObject({ map_version: '5', full: false, upserts: [], removed: [], seq: '0', pending: [] });
     } finally {
       sub.close();
       await feed.close();
@@ -95,8 +127,8 @@ describe('MapFeed', () => {
   });
 
   // Issue 10, item 6: WatchMap writes ignored backpressure.
-  it('stops writing to a subscriber whose stream is full, and resumes with the whole map when it drains', () => {
-    const feed = new MapFeed(new PidMap(1, new Map()), 1);
+  it('stops writing to a subscriber whose stream is full, and resumes with the whole state when it drains', () => {
+    const { feed } = newFeed(new PidMap(1, new Map()));
     const got: MapUpdateMsg[] = [];
     let room = 2;
     const sub = feed.subscribe(u => {
@@ -109,14 +141,14 @@ describe('MapFeed', () => {
       const m = mapping(100 + i, i, `r${i}`);
       live.set(m.hostPid, m);
       snap = snap.next(new Map([[m.hostPid, m]]), live);
-      feed.publish(snap, [m.hostPid]);
+      feed.publish(update(snap, [m.hostPid]));
     }
-    expect(got).toHaveLength(2); // the full map, one delta, then nothing while full
+    expect(got).toHaveLength(2); // the full state, one delta, then nothing while full
     expect(feed.behind).toBe(1);
     room = 100;
     sub.drained();
     expect(got).toHaveLength(3);
-    expect(got[2]).toMatchObject({ full: true, map_version: String(snap.version) });
+    expect(got[2]).toMatchObject({ full: true, map_version: String(snap.version), seq: '50' });
     expect(got[2]!.upserts.map(u => u.host_pid).sort((a, b) => a - b)).toEqual([...live.keys()].sort((a, b) => a - b));
     expect(feed.behind).toBe(0);
     sub.close();
@@ -137,101 +169,150 @@ describe('MapCache (plugin)', () => {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  function procDir(starts: Record<number, number>): string {
+  /** A /proc tree: pid -> [start time, pod UID or null, container PID]. */
+  function procDir(procs: Record<number, [number, string | null, number?]>): string {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-mc-'));
     dirs.push(d);
-    for (const [pid, st] of Object.entries(starts)) {
+    for (const [pid, [st, pod, cpid]] of Object.entries(procs)) {
       fs.mkdirSync(path.join(d, pid));
       const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
       fields[22 - 3] = String(st);
       fs.writeFileSync(path.join(d, pid, 'stat'), `${pid} (sleep) ${fields.join(' ')}\n`);
+      fs.writeFileSync(path.join(d, pid, 'cgroup'), pod ? `0::/kubepods.slice/kubepods-besteffort-pod${pod.replace(/-/g, '_')}.slice/cri-containerd-${'a'.repeat(64)}.scope\n` : '0::/system.slice/sshd.service\n');
+      fs.writeFileSync(path.join(d, pid, 'status'), `Name:\tsleep\nNSpid:\t${pid}${cpid !== undefined ? `\t${cpid}` : ''}\n`);
     }
     return d;
   }
+  const POD = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
   const ownNs = String(fs.readlinkSync('/proc/self/ns/pid').match(/\d+/)![0]);
-  const full = (entries: [number, number, string][], ns = ownNs): MapUpdateMsg => ({
+  const msg = (o: Partial<MapUpdateMsg>): MapUpdateMsg => ({
     map_version: '1',
-    full: true,
-    upserts: entries.map(([host_pid, st, role]) => ({ host_pid, start_time: String(st), selector_values: [`process-role:${role}`] })),
+    full: false,
+    upserts: [],
     removed: [],
-    pid_namespace: ns,
+    pid_namespace: ownNs,
+    instance: 'i1',
+    seq: '1',
+    pending: [],
+    busy_scopes: [],
+    layout: 'kubelet',
+    flat_scope: '',
+    ...o,
   });
+  const full = (entries: [number, number, string][], o: Partial<MapUpdateMsg> = {}): MapUpdateMsg =>
+    msg({ full: true, upserts: entries.map(([host_pid, st, role]) => ({ host_pid, start_time: String(st), selector_values: [`process-role:${role}`] })), ...o });
 
-  it('answers a mapped PID only while its start time matches the mapping', () => {
-    const streams: FakeStream[] = [];
-    const dir = procDir({ 42: 500, 43: 600 });
-    const cache = new MapCache(() => {
-      const s = new FakeStream();
-      streams.push(s);
-      return s as never;
-    }, dir);
-    cache.start();
-    expect(cache.lookup(42, 60_000)).toBeUndefined(); // not synced yet
-    streams[0]!.emit('data', full([[42, 500, 'a'], [43, 599, 'b']]));
-    expect(cache.lookup(42, 60_000)).toEqual(['process-role:a']);
-    expect(cache.lookup(43, 60_000)).toBeUndefined(); // PID 43 is another process now
-    expect(cache.lookup(44, 60_000)).toBeUndefined(); // unknown
-    streams[0]!.emit('data', { map_version: '2', full: false, upserts: [], removed: [42], pid_namespace: ownNs });
-    expect(cache.lookup(42, 60_000)).toBeUndefined();
-    cache.close();
-    expect(streams[0]!.cancelled).toBe(true);
-  });
+  /** The daemon's sequence file, as the test sets it. */
+  class FakeSeq {
+    current: { instance: string; seq: bigint } | undefined = { instance: 'i1', seq: 1n };
+    reopened = 0;
+    read(): { instance: string; seq: bigint } | undefined {
+      return this.current;
+    }
+    reopen(): void {
+      this.reopened++;
+    }
+  }
 
-  it('drops the whole copy when the stream breaks, and resyncs on reconnect', async () => {
+  function cacheWith(dir: string, now?: () => number): { cache: MapCache; streams: FakeStream[]; seq: FakeSeq } {
     const streams: FakeStream[] = [];
-    const dir = procDir({ 42: 500 });
-    const cache = new MapCache(() => {
-      const s = new FakeStream();
-      streams.push(s);
-      return s as never;
-    }, dir);
-    cache.start();
-    streams[0]!.emit('data', full([[42, 500, 'a']]));
-    expect(cache.lookup(42, 60_000)).toEqual(['process-role:a']);
-    streams[0]!.emit('error', new Error('daemon went away'));
-    expect(cache.ready).toBe(false);
-    expect(cache.lookup(42, 60_000)).toBeUndefined();
-    await new Promise(r => setTimeout(r, 400));
-    expect(streams).toHaveLength(2); // reconnected by itself
-    streams[1]!.emit('data', full([[42, 500, 'a']]));
-    expect(cache.lookup(42, 60_000)).toEqual(['process-role:a']);
-    cache.close();
-  });
-
-  // Issue 10, item 3: the plugin kept answering a revoked role while the daemon hung.
-  it('stops answering from a copy not heard from within the bound, and resumes on the next message', () => {
-    const streams: FakeStream[] = [];
-    let now = 1000;
+    const seq = new FakeSeq();
     const cache = new MapCache(
       () => {
         const s = new FakeStream();
         streams.push(s);
         return s as never;
       },
-      procDir({ 42: 500 }),
-      () => now,
+      seq,
+      dir,
+      now,
     );
     cache.start();
+    return { cache, streams, seq };
+  }
+
+  it('answers a mapped PID only while its start time matches the mapping', () => {
+    const { cache, streams } = cacheWith(procDir({ 42: [500, POD], 43: [600, POD] }));
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' }); // not synced yet
+    streams[0]!.emit('data', full([[42, 500, 'a'], [43, 599, 'b']]));
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: ['process-role:a'] });
+    expect(cache.lookup(43, 60_000)).toEqual({ kind: 'ask' }); // PID 43 is another process now
+    streams[0]!.emit('data', msg({ map_version: '2', removed: [42], seq: '1' }));
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: [] }); // unknown now, nothing in flight
+    cache.close();
+    expect(streams[0]!.cancelled).toBe(true);
+  });
+
+  it('answers an unknown PID with nothing, unless something in flight could map it: an event of its pod, or a claim of its pod naming its container PID', () => {
+    const { cache, streams } = cacheWith(procDir({ 50: [1, POD, 7], 51: [1, POD, 8], 52: [1, null, 7] }));
+    streams[0]!.emit('data', full([], { pending: [{ scope: `pod:${POD}`, container_pids: [7] }] }));
+    expect(cache.lookup(50, 60_000)).toEqual({ kind: 'ask' }); // a claim for container PID 7 of its pod waits
+    expect(cache.lookup(51, 60_000)).toEqual({ kind: 'answer', values: [] }); // another container PID
+    expect(cache.lookup(52, 60_000)).toEqual({ kind: 'answer', values: [] }); // a host process: no pod, never mappable
+    expect(cache.lookup(99, 60_000)).toEqual({ kind: 'answer', values: [] }); // no such process
+    streams[0]!.emit('data', msg({ busy_scopes: [`pod:${POD}`], pending: [{ scope: `pod:${POD}`, container_pids: [] }] }));
+    expect(cache.lookup(50, 60_000)).toEqual({ kind: 'ask' }); // its pod has unprocessed marker events
+    expect(cache.lookup(51, 60_000)).toEqual({ kind: 'ask' });
+    streams[0]!.emit('data', msg({ busy_scopes: ['pod:someone-else'] }));
+    expect(cache.lookup(51, 60_000)).toEqual({ kind: 'answer', values: [] }); // another pod's flood costs it nothing
+    streams[0]!.emit('data', msg({ busy_scopes: ['*'] }));
+    expect(cache.lookup(52, 60_000)).toEqual({ kind: 'ask' }); // the watch root itself changed
+    cache.close();
+  });
+
+  it('never answers from a copy behind the daemon\'s sequence number: it says how far to catch up, and waits for it', async () => {
+    const { cache, streams, seq } = cacheWith(procDir({ 42: [500, POD] }));
+    streams[0]!.emit('data', full([[42, 500, 'a']], { seq: '5' }));
+    seq.current = { instance: 'i1', seq: 5n };
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: ['process-role:a'] });
+    seq.current = { instance: 'i1', seq: 6n }; // the daemon changed something; the message is on its way
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'lagging', seq: 6n });
+    const caught = cache.waitFor(6n, 1000);
+    streams[0]!.emit('data', msg({ removed: [42], seq: '6' }));
+    expect(await caught).toBe(true);
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: [] });
+    expect(await cache.waitFor(9n, 30)).toBe(false);
+    seq.current = { instance: 'i2', seq: 0n }; // a new daemon run: this copy is not its state
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' });
+    expect(seq.reopened).toBe(1);
+    seq.current = undefined; // no sequence file: ask
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' });
+    cache.close();
+  });
+
+  it('drops the whole copy when the stream breaks, and resyncs on reconnect', async () => {
+    const { cache, streams } = cacheWith(procDir({ 42: [500, POD] }));
+    streams[0]!.emit('data', full([[42, 500, 'a']]));
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: ['process-role:a'] });
+    streams[0]!.emit('error', new Error('daemon went away'));
+    expect(cache.ready).toBe(false);
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' });
+    await new Promise(r => setTimeout(r, 400));
+    expect(streams).toHaveLength(2); // reconnected by itself
+    streams[1]!.emit('data', full([[42, 500, 'a']]));
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: ['process-role:a'] });
+    cache.close();
+  });
+
+  // Issue 10, item 3: the plugin kept answering a revoked role while the daemon hung.
+  it('stops answering from a copy not heard from within the bound, and resumes on the next message', () => {
+    let now = 1000;
+    const { cache, streams } = cacheWith(procDir({ 42: [500, POD] }), () => now);
     streams[0]!.emit('data', full([[42, 500, 'a']]));
     now += 1999;
-    expect(cache.lookup(42, 2000)).toEqual(['process-role:a']);
+    expect(cache.lookup(42, 2000)).toEqual({ kind: 'answer', values: ['process-role:a'] });
     now += 2;
-    expect(cache.lookup(42, 2000)).toBeUndefined(); // the daemon went quiet: hung, or its stream stalled
-    streams[0]!.emit('data', { map_version: '1', full: false, upserts: [], removed: [], pid_namespace: ownNs }); // a heartbeat
-    expect(cache.lookup(42, 2000)).toEqual(['process-role:a']);
+    expect(cache.lookup(42, 2000)).toEqual({ kind: 'ask' }); // the daemon went quiet: hung, or its stream stalled
+    expect(cache.lookup(77, 2000)).toEqual({ kind: 'ask' }); // unknown PIDs too
+    streams[0]!.emit('data', msg({})); // a heartbeat
+    expect(cache.lookup(42, 2000)).toEqual({ kind: 'answer', values: ['process-role:a'] });
     cache.close();
   });
 
   it('never uses a copy from a daemon in another PID namespace', () => {
-    const streams: FakeStream[] = [];
-    const cache = new MapCache(() => {
-      const s = new FakeStream();
-      streams.push(s);
-      return s as never;
-    }, procDir({ 42: 500 }));
-    cache.start();
-    streams[0]!.emit('data', full([[42, 500, 'a']], '1234'));
-    expect(cache.lookup(42, 60_000)).toBeUndefined();
+    const { cache, streams } = cacheWith(procDir({ 42: [500, POD] }));
+    streams[0]!.emit('data', full([[42, 500, 'a']], { pid_namespace: '1234' }));
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' });
     expect(cache.ready).toBe(false);
     cache.close();
   });

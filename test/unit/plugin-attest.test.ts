@@ -208,6 +208,15 @@ describe('Attest from the copy of the daemon\'s map', () => {
     expect(d.calls.length).toBe(calls + 1);
   });
 
+  it('answers an unknown PID with nothing without asking the daemon, when nothing is in flight for it', async () => {
+    const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true });
+    await configure(`daemon_socket = "${d.socketPath}"`);
+    await synced(d, process.pid);
+    const calls = d.calls.length;
+    for (let i = 0; i < 20; i++) expect(await attest(process.ppid)).toEqual({ selector_values: [] });
+    expect(d.calls.length).toBe(calls);
+  });
+
   it('stops answering from the copy once a removal arrives', async () => {
     const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true });
     await configure(`daemon_socket = "${d.socketPath}"`);

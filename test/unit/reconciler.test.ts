@@ -45,6 +45,8 @@ async function reconciler(procfs: Procfs): Promise<{ r: Reconciler; dir: string;
     pendingRetryMs: 100,
     livenessIntervalMs: 1000,
     resyncIntervalMs: 60_000,
+    podMarkerLimit: 1024,
+    podEventRate: 1000,
     state: new StateWriter(state, () => undefined),
     store: new DecisionStore(state, 'boot', () => undefined),
     nodeName: undefined,
