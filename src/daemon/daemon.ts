@@ -22,6 +22,7 @@ import { StateWriter } from './state-writer.js';
 import { MarkerWatcher } from './watcher.js';
 import { roleEventOf } from '../core/history.js';
 import { SeqWriter, seqFilePath } from '../seq-file.js';
+import { LoopDelayMonitor } from '../loop-delay.js';
 
 export interface RunningDaemon {
   readonly reconciler: Reconciler;
@@ -101,7 +102,11 @@ export async function runDaemon(
       metrics.watcherErrors.inc();
       log.warn({ [F.module]: 'watcher', [F.err]: String(err) }, 'watcher error; the next resync heals missed events');
     },
+    onFlood: () => metrics.watcherFloods.inc(),
   });
+  const loop = new LoopDelayMonitor();
+  loop.start();
+  started.push(loop);
   const attest = createAttester({ source: reconciler, procfs, defaultWaitMs: config.attestWaitMs, metrics });
   const seqFile = new SeqWriter(seqFilePath(config.socketPath), err => log.error({ [F.module]: 'local-api', [F.err]: err.message }, 'cannot write the sequence file; plugins ask the daemon for every PID'));
   const feed = new MapFeed(reconciler.snapshot(), {
@@ -142,13 +147,17 @@ export async function runDaemon(
           markers: () => reconciler.markers(),
           explain: pid => reconciler.explain(pid),
           ready: () => reconciler.ready,
-          status: () => ({
+          status: resetLoop => ({
             node_name: config.nodeName ?? null,
             config: configPlaces(config),
             layout: config.layout,
             watch_root: layout.watchRoot,
             watcher_armed: watcher.armed,
             watched_context_dirs: watcher.watchedDirs,
+            flooded_context_dirs: watcher.floodedDirs,
+            work: reconciler.workStatus(),
+            event_loop_delay: loop.read(resetLoop),
+            feed_subscribers: feed.size,
             map_version: reconciler.snapshot().version,
             mapped: reconciler.snapshot().size,
             processes: reconciler.processCount,

@@ -9,7 +9,8 @@ export interface DebugSource {
   snapshot(): PidMap;
   markers(): MarkerView[];
   ready(): boolean;
-  status(): Record<string, unknown>;
+  /** `resetLoopDelay`: start the event-loop delay figures afresh after this reading (benchmarks). */
+  status(resetLoopDelay: boolean): Record<string, unknown>;
   explain(pid: number): Record<string, unknown>;
 }
 
@@ -34,7 +35,7 @@ export function debugRoutes(src: DebugSource): Route {
         return json(200, { count: list.length, markers: list });
       }
       case '/debug/status':
-        return json(200, src.status());
+        return json(200, src.status(q('reset_loop_delay') === '1'));
       default:
         return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/pidmap', '/debug/markers', '/debug/explain/{pid}', '/debug/status'] });
     }

@@ -45,6 +45,7 @@ export function createMetrics() {
     rejections: new Counter({ name: 'hexr_marker_rejections_total', help: 'Rejected markers by reason', labelNames: ['reason'], registers: [registry] }),
     evictions: new Counter({ name: 'hexr_evictions_total', help: 'Mappings evicted, by cause (exited, start_time_changed, marker_removed, marker_changed)', labelNames: ['cause'], registers: [registry] }),
     resyncDuration: new Histogram({ name: 'hexr_resync_duration_seconds', help: 'Full resync duration', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+    watcherFloods: new Counter({ name: 'hexr_watcher_floods_total', help: 'Context directories left unwatched for a while because they flooded the daemon with events (rescanned after)', registers: [registry] }),
     watcherErrors: new Counter({ name: 'hexr_watcher_errors_total', help: 'Errors reported by the file watcher', registers: [registry] }),
     stateWriteErrors: new Counter({ name: 'hexr_state_write_errors_total', help: 'Enriched context files or decision journal writes that failed', registers: [registry] }),
     stateCorrupt: new Counter({ name: 'hexr_decision_state_corrupt_total', help: 'Decision journals found corrupt or unreadable at startup (moved aside; the daemon fails safe)', registers: [registry] }),

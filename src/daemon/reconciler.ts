@@ -105,6 +105,8 @@ export class Reconciler {
   /** Watcher events: file paths per pod, and directories to rescan. */
   private readonly events: WorkQueue;
   private readonly eventDirs = new Set<string>();
+  /** Pods whose events wait for budget (logged and counted when they start to). */
+  private throttled = new Set<string>();
   /** Resync work (nothing is known to be in flight for it). */
   private readonly resyncPaths = new Set<string>();
   private readonly resyncDirs = new Set<string>();
@@ -398,6 +400,7 @@ export class Reconciler {
   /** One batch: one /proc refresh, then the queued markers, then the decision. */
   private async runOneBatch(): Promise<void> {
     const taken = this.events.take();
+    this.noteThrottled();
     const eventScopes = new Set(taken.scopes);
     const dirs = [...this.eventDirs, ...this.resyncDirs];
     for (const d of this.eventDirs) eventScopes.add(this.o.layout.scopeOf(d));
@@ -462,6 +465,16 @@ export class Reconciler {
     }
     keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return keyed.map(k => k[1]);
+  }
+
+  private noteThrottled(): void {
+    const now = new Set(this.events.throttledScopes());
+    for (const scope of now) {
+      if (this.throttled.has(scope)) continue;
+      this.o.metrics.podBudget.inc({ budget: 'event_rate' });
+      this.log.warn({ scope, limit: this.o.podEventRate }, 'pod is over its marker event budget: its events wait (only its own PIDs can be delayed)');
+    }
+    this.throttled = now;
   }
 
   /** Opens a context dir safely, caching the fd for this batch (null: gone or unsafe). */

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.js';
 import { F } from '../log.js';
+import { escapeText } from '../core/escape.js';
 import { isMarkerName, type Layout } from './layout.js';
 
 export interface WatcherOptions {
@@ -28,13 +29,24 @@ export interface WatcherOptions {
   readonly readyTimeoutMs?: number;
   /** chokidar's watch(); injected for tests. */
   readonly watchFn?: typeof watch;
+  /** Events per second on one context directory beyond which it is left unwatched for a while. */
+  readonly floodEventsPerSecond?: number;
+  /** Called when a directory floods (metrics). */
+  readonly onFlood?: (dir: string) => void;
 }
+
+const FLOOD_EVENTS_PER_SECOND = 2000;
+const FLOOD_PAUSE_MS = 5000;
 
 const READY_TIMEOUT_MS = 10_000;
 
 export class MarkerWatcher {
   private fsw: FSWatcher | undefined;
-  private readonly dirWatchers = new Map<string, { w: fs.FSWatcher; ino: string }>();
+  private armedFlag = false;
+  private readonly dirWatchers = new Map<string, { w: fs.FSWatcher; ino: string; window: number; events: number }>();
+  /** Context directories not watched for a while because they flooded us with events. */
+  private readonly flooded = new Set<string>();
+  private readonly floodTimers = new Set<NodeJS.Timeout>();
   private rootIno = '';
   private poll: NodeJS.Timeout | undefined;
   private closed = false;
@@ -46,8 +58,9 @@ export class MarkerWatcher {
     this.log = o.log.child({ [F.module]: 'watcher' });
   }
 
+  /** Watching: the root exists and its context directories have watchers. */
   get armed(): boolean {
-    return this.fsw !== undefined;
+    return this.armedFlag;
   }
 
   /** Context directories with a watcher (for /debug/status). */
@@ -91,16 +104,16 @@ export class MarkerWatcher {
     if (this.closed) return;
     const ino = this.dirIno(this.o.layout.watchRoot);
     const exists = ino !== undefined;
-    if (exists && this.fsw && ino !== this.rootIno) {
+    if (exists && this.armedFlag && ino !== this.rootIno) {
       // Deleted and recreated between two ticks: the watches hold the old inode.
       this.log.warn({ root: this.o.layout.watchRoot }, 'watch root was replaced; re-arming');
       await this.disarm();
       await this.arm();
       this.o.onPath(this.o.layout.watchRoot);
-    } else if (exists && !this.fsw) {
+    } else if (exists && !this.armedFlag) {
       await this.arm();
       this.o.onPath(this.o.layout.watchRoot);
-    } else if (!exists && this.fsw) {
+    } else if (!exists && this.armedFlag) {
       this.log.warn({ root: this.o.layout.watchRoot }, 'watch root disappeared; waiting for it to come back');
       await this.disarm();
       this.o.onPath(this.o.layout.watchRoot);
@@ -126,20 +139,25 @@ export class MarkerWatcher {
   }
 
   private attach(dir: string): void {
-    if (this.closed || this.dirWatchers.has(dir)) return;
+    if (this.closed || this.dirWatchers.has(dir) || this.flooded.has(dir)) return;
     const ino = this.dirIno(dir);
     if (ino === undefined) return; // never a symlinked dir
-    let w: fs.FSWatcher;
+    const self = path.basename(dir);
+    const entry = { w: undefined as unknown as fs.FSWatcher, ino, window: 0, events: 0 };
     try {
-      w = fs.watch(dir, { persistent: false }, (_event, filename) => {
+      entry.w = fs.watch(dir, { persistent: false }, (_event, filename) => {
         if (this.paused) return;
+        if (this.flood(dir, entry)) return;
         const name = filename?.toString();
-        if (name !== undefined && isMarkerName(name)) {
-          this.o.onPath(path.join(dir, name));
+        if (name !== undefined && name !== self) {
+          // A marker name: that file changed. Anything else (temp files, sub-
+          // directories) cannot be a marker and costs nothing: a rename of a
+          // temp file to its marker name is reported under the marker name.
+          if (isMarkerName(name)) this.o.onPath(path.join(dir, name));
           return;
         }
-        // Anything else may be the directory itself going away (IN_DELETE_SELF):
-        // check at once rather than at the next poll.
+        // The directory itself (IN_DELETE_SELF / IN_MOVE_SELF, reported under
+        // its own name) or an unnamed event: check at once, not at the next poll.
         this.o.onPath(dir);
         if (this.dirIno(dir) !== this.dirWatchers.get(dir)?.ino) void this.tick();
       });
@@ -148,12 +166,39 @@ export class MarkerWatcher {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') this.o.onError(err);
       return;
     }
-    w.on('error', err => {
+    entry.w.on('error', err => {
       this.detach(dir);
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'EPERM') this.o.onError(err);
     });
-    this.dirWatchers.set(dir, { w, ino });
+    this.dirWatchers.set(dir, entry);
+  }
+
+  /**
+   * A directory flooded with events (a pod creating and deleting files as
+   * fast as it can) stops being watched for FLOOD_PAUSE_MS: every event costs
+   * the daemon's event loop, and that must not be another pod's problem. It
+   * is rescanned when it is watched again (and at every resync meanwhile).
+   */
+  private flood(dir: string, e: { window: number; events: number }): boolean {
+    const now = performance.now();
+    if (now - e.window > 1000) {
+      e.window = now;
+      e.events = 0;
+    }
+    if (++e.events <= (this.o.floodEventsPerSecond ?? FLOOD_EVENTS_PER_SECOND)) return false;
+    this.detach(dir);
+    this.flooded.add(dir);
+    this.o.onFlood?.(dir);
+    this.log.warn({ dir: escapeText(dir), pause_ms: FLOOD_PAUSE_MS }, 'context directory flooded with events: not watched for a while, rescanned after');
+    const t = setTimeout(() => {
+      this.flooded.delete(dir);
+      this.attach(dir);
+      this.o.onPath(dir);
+    }, FLOOD_PAUSE_MS);
+    t.unref();
+    this.floodTimers.add(t);
+    return true;
   }
 
   private detach(dir: string): void {
@@ -164,11 +209,27 @@ export class MarkerWatcher {
 
   private async arm(): Promise<void> {
     const layout = this.o.layout;
+    if (layout.markerDepth > 0) await this.armStructure();
+    this.armedFlag = true;
+    this.rootIno = this.dirIno(layout.watchRoot) ?? '';
+    this.attachAll();
+    this.log.info({ root: layout.watchRoot, context_dirs: this.dirWatchers.size }, 'watching for markers');
+  }
+
+  /**
+   * chokidar, for the directories above the context directories (kubelet
+   * layout). It stops one level above them (depth markerDepth - 1): it sees a
+   * context directory come and go, and never reads inside it, where a pod may
+   * create and delete files at will. The flat layout has no structure to
+   * watch: its one directory is polled for and watched directly.
+   */
+  private async armStructure(): Promise<void> {
+    const layout = this.o.layout;
     const fsw = (this.o.watchFn ?? watch)(layout.watchRoot, {
       ignoreInitial: true,
       followSymlinks: false,
       atomic: false,
-      depth: layout.markerDepth,
+      depth: layout.markerDepth - 1,
       // Structure only: nothing inside a context directory (the per-directory watcher has that).
       ignored: (p: string, st?: fs.Stats) => {
         const c = layout.classify(p);
@@ -204,20 +265,24 @@ export class MarkerWatcher {
       this.o.onError(new Error(`the directory watcher did not finish its initial scan of ${layout.watchRoot} within ${ms} ms; going on (resyncs cover what it misses)`));
     }
     this.fsw = fsw;
-    this.rootIno = this.dirIno(layout.watchRoot) ?? '';
-    this.attachAll();
-    this.log.info({ root: layout.watchRoot, context_dirs: this.dirWatchers.size }, 'watching for markers');
   }
 
   private async disarm(): Promise<void> {
     const fsw = this.fsw;
     this.fsw = undefined;
+    this.armedFlag = false;
     for (const d of [...this.dirWatchers.keys()]) this.detach(d);
     await fsw?.close();
   }
 
+  /** Context directories left unwatched for flooding (for /debug/status). */
+  get floodedDirs(): number {
+    return this.flooded.size;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.floodTimers) clearTimeout(t);
     if (this.poll) clearInterval(this.poll);
     await this.disarm();
   }

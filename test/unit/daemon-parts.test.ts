@@ -49,10 +49,11 @@ describe('LocalApiServer.start', () => {
 describe('MarkerWatcher.start', () => {
   it('does not wait forever for chokidar\'s initial scan: it goes on and reports it', async () => {
     const root = tmp();
+    fs.mkdirSync(path.join(root, 'pods'));
     const errors: unknown[] = [];
     const stuck = (): never => Object.assign(new EventEmitter(), { close: () => Promise.resolve() }) as never; // never emits 'ready'
     const w = new MarkerWatcher({
-      layout: createLayout({ kind: 'flat', contextRoot: root }),
+      layout: createLayout({ kind: 'kubelet', kubeletRoot: root, volume: 'hexr-context' }),
       log: silent,
       onPath: () => undefined,
       onError: e => errors.push(e),

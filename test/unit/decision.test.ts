@@ -282,6 +282,7 @@ type Cmd =
   | { k: 'remove'; p: number }
   | { k: 'link'; p: number }
   | { k: 'unlink'; p: number }
+  | { k: 'unlinkAll' }
   | { k: 'spawn'; slot: number }
   | { k: 'kill'; slot: number }
   | { k: 'tick' }
@@ -293,6 +294,7 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { arbitrary: fc.record({ k: fc.constant('remove' as const), p: fc.nat(PATHS.length - 1) }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant('link' as const), p: fc.nat(PATHS.length - 1) }), weight: 3 },
   { arbitrary: fc.record({ k: fc.constant('unlink' as const), p: fc.nat(PATHS.length - 1) }), weight: 3 },
+  { arbitrary: fc.constant({ k: 'unlinkAll' as const }), weight: 2 },
   { arbitrary: fc.record({ k: fc.constant('spawn' as const), slot: fc.nat(SLOTS.length - 1) }), weight: 4 },
   { arbitrary: fc.record({ k: fc.constant('kill' as const), slot: fc.nat(SLOTS.length - 1) }), weight: 2 },
   { arbitrary: fc.constant({ k: 'tick' as const }), weight: 4 },
@@ -326,6 +328,16 @@ function apply(w: World, c: Cmd): string[] | 'all' | 'restart' {
       f.links = links;
       f.ctime = w.clock; // a link count change moves ctime, not mtime
       return [PATHS[c.p] as string];
+    }
+    case 'unlinkAll': {
+      const changed: string[] = [];
+      for (const [p, f] of w.files) {
+        if (f.links === 1) continue;
+        f.links = 1;
+        f.ctime = w.clock;
+        changed.push(p);
+      }
+      return changed;
     }
     case 'spawn': {
       const [pod, cpid] = SLOTS[c.slot] as [string, number];
