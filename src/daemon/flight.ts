@@ -44,7 +44,7 @@ export class FlightTracker implements FlightState {
   waiting(scope: string, cpid: number, on: boolean): void {
     let m = this.pending.get(scope);
     if (on) {
-      if (!m) this.pending.set(scope, (m = new Map()));
+      if (!m) this.pending.set(scope, (m = new Map<number, number>()));
       const n = m.get(cpid) ?? 0;
       m.set(cpid, n + 1);
       if (n === 0) this.pendingChanged.add(scope);
