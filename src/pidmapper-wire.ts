@@ -37,4 +37,5 @@ export interface AttestResponseMsg {
   selector_values: readonly string[];
   found: boolean;
   map_version: string;
+  waited_ms: number;
 }

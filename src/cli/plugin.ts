@@ -38,7 +38,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     return 1;
   }
 
-  const [{ createLogger }, { GoPluginServer, GoPluginError }, cfg, { DaemonClients }, { initService }, { workloadAttestorService }] =
+  const [{ createLogger }, { GoPluginServer, GoPluginError }, cfg, { DaemonClients }, { initService }, { workloadAttestorService }, { LoopDelayMonitor }] =
     await Promise.all([
       import('../log.js'),
       import('../goplugin/serve.js'),
@@ -46,9 +46,12 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
       import('../plugin/daemon-client.js'),
       import('../plugin/init-service.js'),
       import('../plugin/workload-attestor.js'),
+      import('../loop-delay.js'),
     ]);
 
   const root = createLogger({ level: 'info' });
+  const loop = new LoopDelayMonitor();
+  loop.start();
   // pino children do not follow later level changes of their parent: keep them all.
   const loggers = [root];
   const logFor = (module: string): typeof root => {
@@ -119,6 +122,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.off('SIGTERM', onSigterm);
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
-  log.info('plugin stopped');
+  log.info({ event_loop_delay: loop.read() }, 'plugin stopped');
+  await loop.close();
   return fatal ? EX_SOFTWARE : 0;
 }

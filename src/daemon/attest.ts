@@ -16,6 +16,8 @@ export interface AttestResult {
   selector_values: readonly string[];
   found: boolean;
   map_version: number;
+  /** Time spent waiting for an in-flight marker, ms (0: answered at once). */
+  waited_ms: number;
 }
 
 export function createAttester(o: { source: AttestSource; procfs: Procfs; defaultWaitMs: number; metrics: Metrics }) {
@@ -25,6 +27,7 @@ export function createAttester(o: { source: AttestSource; procfs: Procfs; defaul
     const deadline = t0 + wait;
     let result: AttestResult | undefined;
     let label = 'not_found';
+    let waitedSince: number | undefined;
     if (Number.isInteger(pid) && pid > 0) {
       for (;;) {
         const snap = o.source.snapshot();
@@ -32,7 +35,7 @@ export function createAttester(o: { source: AttestSource; procfs: Procfs; defaul
         if (m) {
           const st = o.procfs.readStartTime(pid);
           if (st === m.startTime) {
-            result = { selector_values: m.selectors, found: true, map_version: snap.version };
+            result = { selector_values: m.selectors, found: true, map_version: snap.version, waited_ms: waitedMs(waitedSince) };
             label = 'found';
           } else {
             o.source.evict(pid, st === undefined ? 'exited' : 'start_time_changed');
@@ -42,14 +45,19 @@ export function createAttester(o: { source: AttestSource; procfs: Procfs; defaul
         }
         const left = deadline - performance.now();
         if (left <= 0 || !o.source.inFlight(pid)) break;
+        waitedSince ??= performance.now();
         await o.source.nextBatch(left);
       }
     }
-    result ??= { selector_values: [], found: false, map_version: o.source.snapshot().version };
+    result ??= { selector_values: [], found: false, map_version: o.source.snapshot().version, waited_ms: waitedMs(waitedSince) };
     o.metrics.attestCalls.inc({ result: label });
     o.metrics.attestLatency.observe((performance.now() - t0) / 1000);
     return result;
   };
+}
+
+function waitedMs(since: number | undefined): number {
+  return since === undefined ? 0 : Math.max(1, Math.round(performance.now() - since));
 }
 
 export type Attester = ReturnType<typeof createAttester>;

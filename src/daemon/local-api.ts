@@ -42,7 +42,7 @@ export class LocalApiServer {
     server.addService(pidMapperService(), {
       Attest: (call: grpc.ServerUnaryCall<{ pid: number; max_wait_ms: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         this.attest(call.request.pid, call.request.max_wait_ms).then(
-          r => cb(null, { selector_values: r.selector_values, found: r.found, map_version: String(r.map_version) }),
+          r => cb(null, { selector_values: r.selector_values, found: r.found, map_version: String(r.map_version), waited_ms: r.waited_ms }),
           (err: unknown) => {
             this.log.error({ [F.err]: err, [F.hostPid]: call.request.pid }, 'attest failed');
             cb({ code: grpc.status.INTERNAL, details: 'internal error' });

@@ -5,16 +5,12 @@
 // UNAVAILABLE (no wait-for-ready), so Attest never hangs on a dead socket.
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, lookup } from '../protos.js';
-import type { MapUpdateMsg } from '../pidmapper-wire.js';
+import type { AttestResponseMsg, MapUpdateMsg } from '../pidmapper-wire.js';
 import { PluginError } from './errors.js';
 import { SeqReader, seqFilePath } from '../seq-file.js';
 import { MapCache, type Verdict } from './map-cache.js';
 
-export interface DaemonAttestResponse {
-  selector_values: string[];
-  found: boolean;
-  map_version: string;
-}
+export type DaemonAttestResponse = AttestResponseMsg;
 
 type PidMapperClient = grpc.Client & {
   Attest(
@@ -83,7 +79,7 @@ export class DaemonClients {
         (err, res) => {
           call.signal?.removeEventListener('abort', onAbort);
           if (err) reject(translate(err, socketPath));
-          else resolve(res ?? { selector_values: [], found: false, map_version: '0' });
+          else resolve(res ?? { selector_values: [], found: false, map_version: '0', waited_ms: 0 });
         },
       );
       const onAbort = (): void => pending.cancel();

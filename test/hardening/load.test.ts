@@ -117,6 +117,15 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
     const livePids: number[] = [];
     const exitedPids: number[] = [];
     const otherPids: number[] = [...pods.map(p => p.pid1), process.pid];
+    /** Processes started on the host, in no pod (a PID may be reused by then: checked again when it counts). */
+    const hostOnly = new Set<number>([process.pid]);
+    const inNoPod = (pid: number): boolean => {
+      try {
+        return !fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes('kubepods');
+      } catch {
+        return false;
+      }
+    };
     let seq = 0;
     let longLivedCount = 0;
     let starts = 0;
@@ -186,6 +195,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       spawned.push(c);
       starts++;
       if (c.pid !== undefined) {
+        if (!pod) hostOnly.add(c.pid);
         otherPids.push(c.pid);
         if (otherPids.length > 300) otherPids.splice(pods.length + 1, 1);
       }
@@ -224,8 +234,12 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       if (v !== undefined) rss.push([(Date.now() - t0) / 1000, v]);
     }, 500);
 
-    // 32 callers.
+    // 32 callers. Latencies by kind of answer: a mapped PID, an unknown PID answered at
+    // once, and one the daemon waited for (a marker may have been in flight).
     const latencies: number[] = [];
+    const byKind: Record<'mapped' | 'unknown' | 'waited', number[]> = { mapped: [], unknown: [], waited: [] };
+    /** Unknown PIDs outside every pod (host processes) can never be mapped: they must never wait. */
+    const hostWaited: string[] = [];
     const errors: string[] = [];
     const wrong: string[] = [];
     const deferred: { pid: number; role: string; podUid: string | undefined }[] = [];
@@ -256,7 +270,10 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
         const t = performance.now();
         try {
           const r = await daemon.attest(pid);
-          latencies.push(performance.now() - t);
+          const ms = performance.now() - t;
+          latencies.push(ms);
+          byKind[r.found ? 'mapped' : r.waited_ms > 0 ? 'waited' : 'unknown'].push(ms);
+          if (r.waited_ms > 0 && !r.found && hostOnly.has(pid) && inNoPod(pid)) hostWaited.push(`host PID ${pid} waited ${r.waited_ms} ms`);
           const role = roleOf(r.selector_values);
           const rp = byHostPid.get(pid);
           if (rp?.longLived && rp.hostPid === pid) {
@@ -347,6 +364,12 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       p50_ms: +percentile(sorted, 0.5).toFixed(2),
       p99_ms: +percentile(sorted, 0.99).toFixed(2),
       max_ms: +percentile(sorted, 1).toFixed(2),
+      by_kind: Object.fromEntries(
+        Object.entries(byKind).map(([k, xs]) => {
+          const s = [...xs].sort((a, b) => a - b);
+          return [k, { calls: s.length, p50_ms: +percentile(s, 0.5).toFixed(2), p99_ms: +percentile(s, 0.99).toFixed(2), max_ms: +percentile(s, 1).toFixed(2) }];
+        }),
+      ),
       process_starts: starts,
       starts_per_s: +(starts / churnSeconds).toFixed(1),
       role_processes: roles.size,
@@ -362,6 +385,8 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
     expect(errors.slice(0, 5), `${errors.length} calls failed`).toEqual([]);
     expect(wrong.slice(0, 10), `${wrong.length} wrong answers`).toEqual([]);
     expect(lost.slice(0, 10), `${lost.length} answers lost a live mapping`).toEqual([]);
+    expect(hostWaited.slice(0, 10), 'a host process (in no pod) can never be mapped: it must be answered at once').toEqual([]);
+    expect(byKind.unknown.length).toBeGreaterThan(0);
     expect(unmapped).toEqual([]);
     expect(survivors.length).toBeGreaterThan(0);
     expect(figures.starts_per_s).toBeGreaterThan(100);

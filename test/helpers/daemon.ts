@@ -37,6 +37,8 @@ export interface AttestReply {
   selector_values: string[];
   found: boolean;
   map_version: string;
+  /** How long the daemon waited for an in-flight marker (0: at once). */
+  waited_ms: number;
 }
 
 type AttestClient = grpc.Client & {

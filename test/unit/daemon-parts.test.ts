@@ -31,7 +31,7 @@ describe('LocalApiServer.start', () => {
     const dir = tmp();
     const old = process.umask(0o022);
     try {
-      const api = new LocalApiServer(path.join(dir, 'api.sock'), () => Promise.resolve({ selector_values: [], found: false, map_version: 0 }), silent);
+      const api = new LocalApiServer(path.join(dir, 'api.sock'), () => Promise.resolve({ selector_values: [], found: false, map_version: 0, waited_ms: 0 }), silent);
       const started = api.start(); // suspended in the bind
       fs.writeFileSync(path.join(dir, 'meanwhile.json'), '{}', { mode: 0o644 });
       await started;
