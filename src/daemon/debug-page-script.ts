@@ -209,9 +209,10 @@ export const APP_JS = String.raw`
       var tb = add(t, el('tbody'));
       related.forEach(function (m) {
         var tr = add(tb, el('tr', 'row st-' + m.state));
-        add(add(tr, el('td')), el('code', 'path', m.marker_path));
+        var name = add(add(tr, el('td', 'marker')), el('code', 'path', baseName(m.marker_path)));
+        name.title = esc(m.marker_path);
         add(add(tr, el('td')), el('span', 'badge st-' + m.state, m.state));
-        add(tr, el('td', null, m.reason));
+        add(tr, el('td', 'reason', m.reason));
         add(tr, el('td', null, m.this_pid));
       });
     }

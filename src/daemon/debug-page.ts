@@ -22,7 +22,7 @@ header h1 { font-size: 16px; margin: 0; }
 body.down #groups { opacity: .55; }
 main { display: flex; gap: 16px; padding: 12px 16px; align-items: flex-start; }
 #groups { flex: 1 1 auto; min-width: 0; }
-#explain { flex: 0 0 34%; position: sticky; top: 12px; background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; max-height: calc(100vh - 24px); overflow: auto; }
+#explain { flex: 0 0 30%; min-width: 22em; position: sticky; top: 12px; background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; max-height: calc(100vh - 24px); overflow: auto; }
 #explain.open { border-color: #0969da; }
 #explain form { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
 #explain input { width: 9em; font: inherit; padding: 2px 4px; }
@@ -38,8 +38,10 @@ th, td { text-align: left; padding: 4px 8px; border-top: 1px solid var(--line); 
 th { font-size: 11px; color: var(--muted); font-weight: 600; white-space: nowrap; }
 td.role, td.state, td.time, td.num { white-space: nowrap; }
 .counts { display: inline-flex; flex-wrap: wrap; gap: 4px; }
-td.reason { color: #3d4451; max-width: 38em; overflow-wrap: anywhere; }
-td.marker code { overflow-wrap: anywhere; }
+td.reason { color: #3d4451; max-width: 38em; }
+td.marker { min-width: 14em; }
+td.reason { min-width: 18em; }
+td.marker code, td.reason { overflow-wrap: anywhere; }
 tr.st-conflict { background: #ffebe9; box-shadow: inset 4px 0 0 var(--conflict); }
 tr.st-rejected { background: #fbf7ff; }
 tr.st-pending { background: #fff8e1; }
@@ -56,6 +58,8 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; margi
 dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px; }
 ul.selectors { margin: 4px 0; padding-left: 18px; }
 table.related td { overflow-wrap: anywhere; }
+table.related td.marker { min-width: 9em; }
+table.related td.reason { min-width: 0; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fa; padding: 6px; border-radius: 4px; }
 @media (max-width: 900px) { main { flex-direction: column; } #explain { position: static; width: 100%; } }
 `;
