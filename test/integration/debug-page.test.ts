@@ -87,7 +87,8 @@ describe.skipIf(skip)('the debug page in headless Chromium, on a real daemon wit
     rival = await b.startRole('editor', { file: 'rival-editor.json' }); // exclusive roles: a conflict
     fs.writeFileSync(a.hostPath(EVIL), JSON.stringify({ agent_name: 'x', tenant: 'x', process_role: 'x', container_pid: 1 }));
     fs.writeFileSync(a.hostPath(SVG), '{"agent_name": oops');
-    await eventually(async () => (await daemon.marker(b.hostPath('rival-editor.json')))?.state === 'conflict', 10_000, 'rival in conflict');
+    for (const [file, state] of [[b.hostPath('rival-editor.json'), 'conflict'], [a.hostPath(EVIL), 'rejected'], [a.hostPath(SVG), 'rejected']] as const)
+      await eventually(async () => (await daemon.marker(file))?.state === state, 10_000, `${escapeText(path.basename(file))} ${state}`);
 
     browser = await HeadlessChromium.launch();
     ctx = await browser.context();
