@@ -1,6 +1,8 @@
 // Routes of the debug endpoint (loopback by default): read-only views of the
-// daemon's state for SREs, plus /live and /ready for probes.
+// daemon's state for SREs (JSON, and the /debug/ page built on it), plus /live
+// and /ready for probes.
 import type { PidMap } from '../core/pid-map.js';
+import { debugPage } from './debug-page.js';
 import { renderPidmap } from './debug-view.js';
 import { json, type Route } from './http-server.js';
 import type { MarkerView } from './reconciler.js';
@@ -22,6 +24,10 @@ export function debugRoutes(src: DebugSource): Route {
     if (ex) return json(200, src.explain(Number(ex[1])));
     if (url.pathname.startsWith('/debug/explain/')) return json(400, { error: 'usage: /debug/explain/{pid}' });
     switch (url.pathname) {
+      case '/debug/':
+        return debugPage();
+      case '/debug':
+        return { status: 302, body: '', type: 'text/plain', headers: { location: '/debug/' } };
       case '/live':
         return { status: 200, body: 'ok\n', type: 'text/plain' };
       case '/ready':
@@ -37,7 +43,7 @@ export function debugRoutes(src: DebugSource): Route {
       case '/debug/status':
         return json(200, src.status(q('reset_loop_delay') === '1'));
       default:
-        return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/pidmap', '/debug/markers', '/debug/explain/{pid}', '/debug/status'] });
+        return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/', '/debug/pidmap', '/debug/markers', '/debug/explain/{pid}', '/debug/status'] });
     }
   };
 }

@@ -8,6 +8,8 @@ export interface HttpReply {
   status: number;
   body: string;
   type?: string;
+  /** Extra response headers (e.g. Content-Security-Policy, Location). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export type Route = (method: string, url: URL) => HttpReply | Promise<HttpReply>;
@@ -34,11 +36,16 @@ export class HttpServer {
         .then(() => this.route(req.method ?? 'GET', url))
         .then(
           r => {
-            res.writeHead(r.status, { 'content-type': r.type ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+            res.writeHead(r.status, {
+              'content-type': r.type ?? 'application/json; charset=utf-8',
+              'cache-control': 'no-store',
+              'x-content-type-options': 'nosniff',
+              ...r.headers,
+            });
             res.end(r.body);
           },
           () => {
-            res.writeHead(500, { 'content-type': 'text/plain' });
+            res.writeHead(500, { 'content-type': 'text/plain', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
             res.end('internal error\n');
           },
         );
