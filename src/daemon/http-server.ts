@@ -14,6 +14,20 @@ export interface HttpReply {
 
 export type Route = (method: string, url: URL) => HttpReply | Promise<HttpReply>;
 
+/**
+ * The debug and metrics listeners answer only requests addressed to an IP
+ * literal or "localhost". A web page the operator visits could otherwise read
+ * them through DNS rebinding (a name of the attacker's that resolves to
+ * 127.0.0.1): its requests carry that name in Host.
+ */
+export function hostAllowed(host: string | undefined): boolean {
+  if (host === undefined) return true; // HTTP/1.0 without Host: not a browser
+  const h = host.replace(/:\d{1,5}$/, '').toLowerCase();
+  return h === 'localhost' || /^\d{1,3}(\.\d{1,3}){3}$/.test(h) || /^\[[0-9a-f:.]+\]$/.test(h);
+}
+
+const BASE_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+
 export class HttpServer {
   private server: http.Server | undefined;
 
@@ -31,21 +45,21 @@ export class HttpServer {
 
   async start(): Promise<void> {
     const server = http.createServer((req, res) => {
+      if (!hostAllowed(req.headers.host)) {
+        res.writeHead(403, { 'content-type': 'text/plain', ...BASE_HEADERS });
+        res.end('forbidden: address this listener by IP (e.g. 127.0.0.1) or localhost\n');
+        return;
+      }
       const url = new URL(req.url ?? '/', 'http://local');
       Promise.resolve()
         .then(() => this.route(req.method ?? 'GET', url))
         .then(
           r => {
-            res.writeHead(r.status, {
-              'content-type': r.type ?? 'application/json; charset=utf-8',
-              'cache-control': 'no-store',
-              'x-content-type-options': 'nosniff',
-              ...r.headers,
-            });
+            res.writeHead(r.status, { 'content-type': r.type ?? 'application/json; charset=utf-8', ...BASE_HEADERS, ...r.headers });
             res.end(r.body);
           },
           () => {
-            res.writeHead(500, { 'content-type': 'text/plain', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+            res.writeHead(500, { 'content-type': 'text/plain', ...BASE_HEADERS });
             res.end('internal error\n');
           },
         );

@@ -3,11 +3,13 @@
 // forever for chokidar, and daemon and plugin must agree on socket paths.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadDaemonConfig } from '../../src/daemon/config.js';
+import { HttpServer, hostAllowed } from '../../src/daemon/http-server.js';
 import { createLayout } from '../../src/daemon/layout.js';
 import { LocalApiServer } from '../../src/daemon/local-api.js';
 import { MarkerWatcher } from '../../src/daemon/watcher.js';
@@ -88,5 +90,28 @@ describe('socket path limits', () => {
     }
     expect(daemonOk(at(108))).toBe(false);
     expect(pluginOk(at(108))).toBe(false);
+  });
+});
+
+describe('the debug and metrics listeners', () => {
+  it('answer only requests addressed to an IP literal or localhost (no DNS rebinding)', async () => {
+    const server = new HttpServer({ host: '127.0.0.1', port: 0 }, () => ({ status: 200, body: 'ok\n', type: 'text/plain' }));
+    await server.start();
+    try {
+      const get = (host: string): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const [h, port] = (server.address as string).split(':');
+          const req = http.get({ host: h, port: Number(port), path: '/live', headers: { host } }, res => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+        });
+      for (const ok of ['127.0.0.1:8787', 'localhost:8787', 'LOCALHOST', '[::1]:8787', '10.1.2.3']) expect(await get(ok), ok).toBe(200);
+      for (const bad of ['evil.example:8787', 'attacker.test', '127.0.0.1.nip.io:8787', 'localhost.evil.example']) expect(await get(bad), bad).toBe(403);
+      expect(hostAllowed(undefined)).toBe(true);
+    } finally {
+      await server.close();
+    }
   });
 });
