@@ -222,7 +222,9 @@ export function setNextPid(pid: number, nsLastPidFile = '/proc/sys/kernel/ns_las
 
 /** Forks `sleep` on the host until it gets host PID `pid` (other processes may race us for it). */
 export async function spawnWithPid(pid: number): Promise<ChildProcess> {
-  for (let i = 0; i < 200; i++) {
+  // A dead process's PID is free only once it has been reaped (a zombie still holds it).
+  await eventually(() => !fs.existsSync(`/proc/${pid}`), 10_000, `PID ${pid} reaped`);
+  for (let i = 0; i < 500; i++) {
     setNextPid(pid);
     const c = spawn('sleep', ['100000'], { stdio: 'ignore' });
     if (c.pid === pid) return c;

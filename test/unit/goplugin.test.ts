@@ -149,9 +149,11 @@ describe('go-plugin serving', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hexr-gp-crash-'));
     dirs.push(dir);
     const preload = join(dir, 'crash.mjs');
-    writeFileSync(preload, "setTimeout(() => { throw new Error('boom from a test preload'); }, 300);\n");
+    // The error is thrown once the plugin serves (the test signals it), from the event loop.
+    writeFileSync(preload, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('boom from a test preload'); }));\n");
     const p = start(PLUGIN_ENV, undefined, ['--import', pathToFileURL(preload).href]);
     const socket = socketFromHandshake((await p.handshake).line);
+    p.proc.kill('SIGUSR2');
     const exit = await p.exited;
     expect(exit.code).toBe(70);
     expect(exit.atMs - p.startedAtMs).toBeLessThan(5000);
