@@ -18,10 +18,12 @@ const run = promisify(execFile);
 export interface AgentOptions {
   /** Directory name under the root (several agents can share a root). */
   name: string;
-  /** The WorkloadAttestor "hexr" block to add (configs.hexrBlock), or none: unix attestor only. */
-  hexrBlock?: string;
+  /** WorkloadAttestor block(s) to add next to "unix" (e.g. configs.hexrBlock), or none: unix attestor only. */
+  attestors?: string;
   /** SPIFFE ID the join token aliases the agent to (parent of the entries). */
   alias: string;
+  /** Extra `spire-agent run` flags, e.g. ['-logLevel', 'INFO']. */
+  runArgs?: string[];
 }
 
 export class SpireAgent {
@@ -57,7 +59,7 @@ export class SpireAgent {
     fs.mkdirSync(join(this.dir, 'data'), { recursive: true });
     fs.mkdirSync(join(this.dir, 'stage'), { recursive: true });
     fs.mkdirSync(this.socketDir, { recursive: true, mode: 0o755 });
-    fs.writeFileSync(this.configFile, agentConfig(this.opts.hexrBlock));
+    fs.writeFileSync(this.configFile, agentConfig(this.opts.attestors));
     await this.server.writeBundle(join(this.dir, 'bundle.pem'));
     return this.server.joinToken(this.opts.alias);
   }
@@ -65,7 +67,10 @@ export class SpireAgent {
   /** Starts `spire-agent run` and returns at once (see ready()). */
   async launch(): Promise<LoggedProcess> {
     const token = await this.prepare();
-    const argv = inImageLayout([this.bins.agent, 'run', '-config', this.configFile, '-expandEnv', '-joinToken', token], join(this.dir, 'stage'));
+    const argv = inImageLayout(
+      [this.bins.agent, 'run', '-config', this.configFile, '-expandEnv', '-joinToken', token, ...(this.opts.runArgs ?? [])],
+      join(this.dir, 'stage'),
+    );
     this.proc = new LoggedProcess(argv, { env: this.env, cwd: this.dir });
     return this.proc;
   }
@@ -85,16 +90,18 @@ export class SpireAgent {
 
   /**
    * Waits until the agent holds an X509-SVID for each of these SPIFFE IDs (its
-   * cache manager logs "SVID updated"): entries reach a new agent at its first
-   * sync with the server, sync_interval (5 s) after it starts.
+   * cache manager logs "SVID updated" at debug; at info level only the
+   * manager's "Creating X509-SVID" shows, just before): entries reach a new
+   * agent at its first sync with the server, sync_interval (5 s) after it starts.
    */
-  async svidsCached(spiffeIds: string[], timeoutMs = 30_000): Promise<void> {
+  async svidsCached(spiffeIds: string[], opts: { timeoutMs?: number; msg?: string } = {}): Promise<void> {
+    const msg = opts.msg ?? 'SVID updated';
     await eventually(
       () => {
-        const have = new Set(this.logs().filter(l => l['msg'] === 'SVID updated').map(l => l['spiffe_id'] as string));
+        const have = new Set(this.logs().filter(l => l['msg'] === msg).map(l => l['spiffe_id'] as string));
         return spiffeIds.every(id => have.has(id));
       },
-      timeoutMs,
+      opts.timeoutMs ?? 30_000,
       `agent cache holds ${spiffeIds.join(', ')}`,
     );
   }

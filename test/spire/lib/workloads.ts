@@ -19,9 +19,13 @@ const run = promisify(execFile);
 export const POD_SOCKET_DIR = '/run/spire/sockets';
 export const POD_SOCKET = `${POD_SOCKET_DIR}/agent.sock`;
 
-/** Bind-mounts the agent's socket directory into the pod at POD_SOCKET_DIR (as the CSI driver would). */
-export async function mountAgentSocket(pod: TestPod, agentSocketDir: string): Promise<void> {
-  const script = `mount -t tmpfs -o mode=0755 pod-run /run && mkdir -p ${POD_SOCKET_DIR} && mount --bind ${shq(agentSocketDir)} ${POD_SOCKET_DIR}`;
+/**
+ * Bind-mounts agents' socket directories into the pod (as the CSI driver
+ * would): by default the one agent at POD_SOCKET_DIR; several as [host dir, pod dir] pairs.
+ */
+export async function mountAgentSocket(pod: TestPod, agentSocketDir: string, more: [string, string][] = []): Promise<void> {
+  const mounts = [[agentSocketDir, POD_SOCKET_DIR], ...more].map(([host, inPod]) => `mkdir -p ${shq(inPod!)} && mount --bind ${shq(host!)} ${shq(inPod!)}`);
+  const script = ['mount -t tmpfs -o mode=0755 pod-run /run', ...mounts].join(' && ');
   await run('nsenter', ['-t', String(pod.pid1), '-m', '--', 'sh', '-c', script]);
 }
 

@@ -60,7 +60,7 @@ export class World {
     fs.mkdirSync(this.daemon.workDir);
     this.server = new SpireServer(this.bins, this.root);
     await Promise.all([this.daemon.start(), this.server.start()]);
-    this.agent = new SpireAgent(this.bins, this.server, this.root, { name: 'agent', alias: AGENT_ALIAS, hexrBlock: hexrBlock(this.daemon.socket) });
+    this.agent = new SpireAgent(this.bins, this.server, this.root, { name: 'agent', alias: AGENT_ALIAS, attestors: hexrBlock(this.daemon.socket) });
     fs.mkdirSync(this.agent.socketDir, { recursive: true });
     for (const [name, shape] of Object.entries(opts.pods)) {
       const pod = await TestPod.create(this.kubelet, shape);

@@ -15,7 +15,7 @@
 //	    FetchX509SVID latency and throughput against each socket, rounds
 //	    interleaved, one JSON line per label.
 //
-// Marker flags: -marker-dir D -agent A -tenant T -role R [-framework F].
+// Marker flags: -marker-dir D -agent A -tenant T -role R [-framework F] [-wait-for FILE].
 package main
 
 import (
@@ -45,6 +45,7 @@ import (
 
 type markerFlags struct {
 	dir, agent, tenant, role, framework string
+	waitFor                             string
 }
 
 func (m *markerFlags) add(fs *flag.FlagSet) {
@@ -53,11 +54,18 @@ func (m *markerFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&m.tenant, "tenant", "acme", "marker tenant")
 	fs.StringVar(&m.role, "role", "", "marker process_role")
 	fs.StringVar(&m.framework, "framework", "crewai", "marker framework")
+	fs.StringVar(&m.waitFor, "wait-for", "", "wait until this file exists before writing the marker (lets the caller see the process first)")
 }
 
 // write writes {agent}-{role}.json as the SDK does: temp file, then rename.
 // It returns the time of the rename.
 func (m *markerFlags) write() (time.Time, error) {
+	for m.waitFor != "" {
+		if _, err := os.Stat(m.waitFor); err == nil {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	if m.dir == "" {
 		return time.Time{}, nil
 	}
