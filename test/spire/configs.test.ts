@@ -155,7 +155,7 @@ describe.skipIf(skip)('real SPIRE 1.13.3 on the configurations we ship', () => {
     }
 
     it('the shipped checksum: the agent starts, and doctor passes plugin_cmd and plugin_checksum', async () => {
-      const agent = new SpireAgent(bins, server, root, { name: 'agent-good', alias: AGENT_ALIAS, hexrBlock: hexrBlock(path.join(root, 'none.sock')) });
+      const agent = new SpireAgent(bins, server, root, { name: 'agent-good', alias: AGENT_ALIAS, attestors: hexrBlock(path.join(root, 'none.sock')) });
       try {
         await agent.start();
         expect(agent.logs().some(l => l['msg'] === 'Plugin loaded' && l['plugin_name'] === 'hexr')).toBe(true);
@@ -169,7 +169,7 @@ describe.skipIf(skip)('real SPIRE 1.13.3 on the configurations we ship', () => {
 
     it('refuses to start the agent, and doctor says why', async () => {
       const wrong = createHash('sha256').update('not the launcher').digest('hex');
-      const agent = new SpireAgent(bins, server, root, { name: 'agent-wrong', alias: AGENT_ALIAS, hexrBlock: hexrBlock(path.join(root, 'none.sock'), { checksum: wrong }) });
+      const agent = new SpireAgent(bins, server, root, { name: 'agent-wrong', alias: AGENT_ALIAS, attestors: hexrBlock(path.join(root, 'none.sock'), { checksum: wrong }) });
       const proc = await agent.launch();
       const exited = await Promise.race([proc.exited, new Promise<null>(r => setTimeout(() => r(null), 30_000))]);
       await agent.stop();
