@@ -24,6 +24,8 @@ export interface AgentOptions {
   alias: string;
   /** Extra `spire-agent run` flags, e.g. ['-logLevel', 'INFO']. */
   runArgs?: string[];
+  /** Extra environment for the agent (and so for the plugins it starts). */
+  env?: Record<string, string>;
 }
 
 export class SpireAgent {
@@ -51,6 +53,7 @@ export class SpireAgent {
       HEXR_SPIRE_SOCKET_DIR: this.socketDir,
       HEXR_SPIRE_SERVER_PORT: String(this.server.port),
       HEXR_SPIRE_BUNDLE: join(this.dir, 'bundle.pem'),
+      ...this.opts.env,
     });
   }
 
