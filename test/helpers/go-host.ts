@@ -7,7 +7,7 @@
 //   const run = await runHost(host, { config: 'daemon_socket = "/x.sock"', pids: [42] });
 //   run.events('attest') → [{ pid: 42, selector_values: [...] }]
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,9 +106,12 @@ export interface HostRun {
 
 export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<HostRun> {
   const args: string[] = [];
-  let cfgDir: string | undefined;
+  // Events go to a file, not a pipe: a test process busy elsewhere (the load test forks ~200
+  // processes a second) must not hold the host up by reading its stdout slowly.
+  const cfgDir = mkdtempSync(join(tmpdir(), 'hexr-hcfg-'));
+  const outFile = join(cfgDir, 'events.jsonl');
+  args.push('-out', outFile);
   if (opts.config !== undefined) {
-    cfgDir = mkdtempSync(join(tmpdir(), 'hexr-hcfg-'));
     const file = join(cfgDir, 'plugin.conf');
     writeFileSync(file, opts.config);
     args.push('-config', file);
@@ -143,7 +146,12 @@ export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<
   );
   clearTimeout(timer);
   const wallMs = performance.now() - t0;
-  if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+  try {
+    stdout += readFileSync(outFile, 'utf8');
+  } catch {
+    /* the host failed before it created the file */
+  }
+  rmSync(cfgDir, { recursive: true, force: true });
 
   const parse = (text: string): Record<string, any>[] =>
     text

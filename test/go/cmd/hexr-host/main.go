@@ -20,7 +20,8 @@
 //   - Deinit (private.Deinit, 10 s deadline) -> Kill (broker close,
 //     Controller.Shutdown, 2 s grace, then SIGKILL)
 //
-// Results go to stdout as JSON lines ({"event": ...}). Exit status 1 when the
+// Results go to stdout (or the -out file) as JSON lines ({"event": ...}),
+// queued so that a slow reader never holds up the calls. Exit status 1 when the
 // plugin fails to load (an "error" event says why), 2 on bad flags.
 //
 //	cd test/go && go build -o /tmp/host ./cmd/hexr-host
@@ -28,6 +29,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,10 +47,10 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/sirupsen/logrus"
+	"github.com/spiffe/spire-plugin-sdk/private"
 	metricsv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/hostservice/common/metrics/v1"
 	workloadattestorv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/plugin/agent/workloadattestor/v1"
 	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
-	"github.com/spiffe/spire-plugin-sdk/private"
 	spirelog "github.com/spiffe/spire/pkg/common/log"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -113,14 +115,40 @@ func (p *hostPlugin) stop() {
 
 // ---- output ------------------------------------------------------------------
 
-var outMu sync.Mutex
+// Events go to stdout through a queue drained by one writer goroutine, so that
+// Attest callers never wait for the test that reads us: a reader slowed down
+// by a loaded machine (the hardening load test forks ~200 processes a second
+// from the process that reads this pipe) must not throttle the calls we make.
+var (
+	outQueue = make(chan []byte, 1<<20)
+	outDone  = make(chan struct{})
+)
+
+// startEvents starts the writer; out is stdout or the -out file.
+func startEvents(out *os.File) {
+	go func() {
+		defer close(outDone)
+		w := bufio.NewWriterSize(out, 64*1024)
+		for b := range outQueue {
+			_, _ = w.Write(b)
+			if len(outQueue) == 0 {
+				_ = w.Flush()
+			}
+		}
+		_ = w.Flush()
+	}()
+}
 
 func emit(event string, fields map[string]any) {
 	fields["event"] = event
 	b, _ := json.Marshal(fields)
-	outMu.Lock()
-	defer outMu.Unlock()
-	os.Stdout.Write(append(b, '\n'))
+	outQueue <- append(b, '\n')
+}
+
+// flushEvents writes out every queued event; call it once, before exiting.
+func flushEvents() {
+	close(outQueue)
+	<-outDone
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) / 1000 }
@@ -145,6 +173,7 @@ type options struct {
 	logLevel     string
 	skipConfig   bool
 	startTimeout time.Duration
+	outFile      string
 	command      []string
 }
 
@@ -162,6 +191,7 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&o.logLevel, "log-level", "debug", "host logger level (debug|info|warn|error; SPIRE's adapter drops trace)")
 	flag.BoolVar(&o.skipConfig, "skip-configure", false, "do not call Configure")
 	flag.DurationVar(&o.startTimeout, "start-timeout", time.Minute, "go-plugin StartTimeout (SPIRE: default 1m)")
+	flag.StringVar(&o.outFile, "out", "", "write the JSON events to this file instead of stdout (never blocked by a slow reader)")
 	flag.Parse()
 	o.command = flag.Args()
 	if len(o.command) == 0 {
@@ -209,7 +239,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	os.Exit(run(o))
+	out := os.Stdout
+	if o.outFile != "" {
+		f, err := os.Create(o.outFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		out = f
+	}
+	startEvents(out)
+	code := run(o)
+	flushEvents()
+	_ = out.Close()
+	os.Exit(code)
 }
 
 // newLogger is the agent's logger (log_format = "json") with the fields SPIRE's

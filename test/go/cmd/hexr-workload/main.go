@@ -377,10 +377,20 @@ func bench(args []string) {
 			nerr += n
 		}
 		printJSON(map[string]any{
-			"event": "bench", "label": t.label, "calls": len(a.lats), "errors": nerr, "error_codes": a.errs,
-			"spiffe_ids": a.ids, "concurrency": *concurrency, "rounds": *rounds,
+			"event":          "bench",
+			"label":          t.label,
+			"calls":          len(a.lats),
+			"errors":         nerr,
+			"error_codes":    a.errs,
+			"spiffe_ids":     a.ids,
+			"concurrency":    *concurrency,
+			"rounds":         *rounds,
 			"throughput_rps": math.Round(float64(len(a.lats))/a.elapsed.Seconds()*10) / 10,
-			"p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "p999_ms": pct(0.999), "max_ms": pct(1),
+			"p50_ms":         pct(0.5),
+			"p90_ms":         pct(0.9),
+			"p99_ms":         pct(0.99),
+			"p999_ms":        pct(0.999),
+			"max_ms":         pct(1),
 		})
 	}
 }
