@@ -1,7 +1,7 @@
 # hexr-pid-mapper images. Two targets, one build:
 #
 #   docker build --target daemon      -t hexr-pid-mapper:0.1.0 .
-#   docker build --target spire-agent -t hexr-spire-agent:1.15.3-hexr0.1.0 .
+#   docker build --target spire-agent -t hexr-spire-agent:1.13.3-hexr0.1.0 .
 #
 # Base images are pinned to exact version tags. Pin them by digest as well
 # (`image:tag@sha256:...`) when cutting a release: no registry is reachable
@@ -64,8 +64,10 @@ CMD ["daemon"]
 # ---------------------------------------------------------------------------
 # spire-agent: the official SPIRE agent binary on a Node 22 runtime, so that
 # plugin_cmd can start our plugin (the upstream image is FROM scratch and has
-# no Node). The agent binary is statically linked.
-FROM ghcr.io/spiffe/spire-agent:1.15.3 AS spire-upstream
+# no Node). The agent binary is statically linked. 1.13.3 is the SPIRE version
+# the spire test tier runs (test/go/go.mod pins it; test/unit/dockerfile.test.ts
+# keeps the two equal): change both together.
+FROM ghcr.io/spiffe/spire-agent:1.13.3 AS spire-upstream
 
 FROM runtime-base AS spire-agent
 COPY --from=spire-upstream /opt/spire/bin/spire-agent /opt/spire/bin/spire-agent

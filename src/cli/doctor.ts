@@ -163,6 +163,39 @@ export async function doctorCommand(args: string[], env: Env): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/**
+ * The body of the first `WorkloadAttestor "hexr" { ... }` block, braces
+ * matched (plugin_data nests one), skipping strings and # // comments.
+ */
+function hexrBlockBody(text: string): string | undefined {
+  const head = /WorkloadAttestor\s+"hexr"\s*\{/.exec(text);
+  if (!head) return undefined;
+  let depth = 1;
+  const open = head.index + head[0].length;
+  for (let i = open; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    } else if (c === '#' || (c === '/' && text[i + 1] === '/')) {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) return text.slice(open, i);
+  }
+  return undefined;
+}
+
+/** `key = "value"` at the top level of an HCL block body (not inside plugin_data). */
+function topLevelString(body: string, key: string): string | undefined {
+  let depth = 0;
+  for (const line of body.split('\n')) {
+    const code = line.replace(/^\s*(#|\/\/).*$/, '');
+    const m = new RegExp(`^\\s*"?${key}"?\\s*=\\s*"([^"]*)"`).exec(code);
+    if (m && depth === 0) return m[1];
+    depth += (code.match(/\{/g) ?? []).length - (code.match(/\}/g) ?? []).length;
+  }
+  return undefined;
+}
+
 function checkSpire(file: string, add: (l: Level, what: string, detail: string) => void): void {
   let text: string;
   try {
@@ -171,22 +204,58 @@ function checkSpire(file: string, add: (l: Level, what: string, detail: string) 
     add('FAIL', 'SPIRE agent config', `cannot read ${file}: ${(err as Error).message}`);
     return;
   }
-  const block = /WorkloadAttestor\s+"hexr"\s*\{([\s\S]*?)\n\s*\}/.exec(text);
-  if (!block) {
+  const body = hexrBlockBody(text);
+  if (body === undefined) {
     add('FAIL', 'SPIRE agent config', `${file} has no WorkloadAttestor "hexr" block`);
     return;
   }
-  const body = block[1] as string;
-  const cmd = /plugin_cmd\s*=\s*"([^"]+)"/.exec(body)?.[1];
+  const cmd = topLevelString(body, 'plugin_cmd');
+  const exists = cmd !== undefined && path.isAbsolute(cmd) && fs.existsSync(cmd);
   if (!cmd) add('FAIL', 'SPIRE plugin_cmd', 'plugin_cmd is not set (the plugin must be external)');
   else if (!path.isAbsolute(cmd)) add('WARN', 'SPIRE plugin_cmd', `${cmd} is relative: SPIRE resolves it against the agent's working directory`);
-  else if (!fs.existsSync(cmd)) add('WARN', 'SPIRE plugin_cmd', `${cmd} does not exist on this filesystem (fine if it is inside the agent image)`);
-  else add('PASS', 'SPIRE plugin_cmd', cmd);
-  const sum = /plugin_checksum\s*=\s*"([^"]*)"/.exec(body)?.[1];
+  else if (!exists) add('WARN', 'SPIRE plugin_cmd', `${cmd} does not exist on this filesystem (fine if it is inside the agent image)`);
+  else checkPluginCmd(cmd, add);
+  const sum = topLevelString(body, 'plugin_checksum');
   if (sum === undefined || sum === '') add('WARN', 'SPIRE plugin_checksum', 'not set: SPIRE only warns; set it to the sha256 of plugin_cmd');
-  else if (!/^[0-9a-fA-F]{64}$/.test(sum)) add('FAIL', 'SPIRE plugin_checksum', `"${sum}" is not 64 hex characters: the agent will refuse to start`);
-  else if (cmd && fs.existsSync(cmd)) {
+  else if (!/^[0-9a-fA-F]{64}$/.test(sum)) {
+    add('FAIL', 'SPIRE plugin_checksum', `"${sum}" is not 64 hex characters: the agent will refuse to start ("checksum is not a valid hex string" or "expected checksum of length 64")`);
+  } else if (cmd && exists) {
     const actual = createHash('sha256').update(fs.readFileSync(cmd)).digest('hex');
-    add(actual === sum.toLowerCase() ? 'PASS' : 'FAIL', 'SPIRE plugin_checksum', actual === sum.toLowerCase() ? 'matches plugin_cmd' : `does not match sha256(${cmd}) = ${actual}`);
+    if (actual === sum.toLowerCase()) add('PASS', 'SPIRE plugin_checksum', 'matches plugin_cmd');
+    else {
+      add(
+        'FAIL',
+        'SPIRE plugin_checksum',
+        `does not match sha256(${cmd}) = ${actual} (configured: ${sum}): the SPIRE agent checks it before it starts the plugin and refuses to start ` +
+          `("failed to launch plugin: checksums did not match"); if ${cmd} is the file you mean to run, set plugin_checksum = "${actual}"`,
+      );
+    }
   } else add('PASS', 'SPIRE plugin_checksum', 'well-formed');
+}
+
+/** plugin_cmd must be executable by the agent, and a script's interpreter (#!) must exist: SPIRE execs it directly. */
+function checkPluginCmd(cmd: string, add: (l: Level, what: string, detail: string) => void): void {
+  try {
+    fs.accessSync(cmd, fs.constants.X_OK);
+  } catch {
+    add('FAIL', 'SPIRE plugin_cmd', `${cmd} is not executable: the agent cannot start the plugin`);
+    return;
+  }
+  let interp: string | undefined;
+  try {
+    const fd = fs.openSync(cmd, 'r');
+    try {
+      const head = Buffer.alloc(256);
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      const first = head.subarray(0, n).toString('latin1').split('\n')[0] ?? '';
+      if (first.startsWith('#!')) interp = first.slice(2).trim().split(/\s+/)[0];
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    interp = undefined;
+  }
+  if (interp !== undefined && !fs.existsSync(interp)) {
+    add('FAIL', 'SPIRE plugin_cmd', `${cmd} starts with #!${interp}, which does not exist: the agent fails to start the plugin ("no such file or directory")`);
+  } else add('PASS', 'SPIRE plugin_cmd', interp === undefined ? cmd : `${cmd} (interpreter ${interp})`);
 }

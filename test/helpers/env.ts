@@ -1,5 +1,5 @@
 // Which test tiers this machine can run. A tier that cannot run skips with a
-// printed reason; CI (root, Linux, Go installed by .ci/run) runs them all.
+// printed reason; CI (root, Linux, Go preinstalled at /usr/local/go) runs them all.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
@@ -21,7 +21,7 @@ function rootReason(): string | undefined {
 }
 
 export const ROOT_SKIP = rootReason();
-export const GO_SKIP = has('go') ? undefined : 'needs the Go toolchain (CI installs golang-go)';
+export const GO_SKIP = fs.existsSync('/usr/local/go/bin/go') || has('go') ? undefined : 'needs the Go toolchain (Go >= 1.25 at /usr/local/go; test/go is a Go module)';
 
 /** Prints why a tier is skipped, once per file. */
 export function skipNote(tier: string, reason: string | undefined): boolean {

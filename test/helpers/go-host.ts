@@ -1,19 +1,31 @@
-// Builds and runs test/e2e/host, a go-plugin host configured the way the
-// SPIRE agent loads external plugins, against `node dist/main.js plugin` (or
-// any command). Reusable for e2e scenarios and benchmarks:
+// Builds and runs the go-plugin host of test/go (cmd/hexr-host), which loads
+// `node dist/main.js plugin` (or any command) the way the SPIRE 1.13.3 agent's
+// catalog loads external plugins, with SPIRE's own go-plugin (v1.7.0), grpc and
+// log adapter. Reusable for e2e scenarios and benchmarks:
 //
 //   const host = await buildHost();           // once per file; host.cleanup() in afterAll
 //   const run = await runHost(host, { config: 'daemon_socket = "/x.sock"', pids: [42] });
 //   run.events('attest') → [{ pid: 42, selector_values: [...] }]
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MAIN_JS, REPO } from './build.js';
 
-const HOST_SRC = join(REPO, 'test', 'e2e', 'host');
-const GOPATH_SYSTEM = '/usr/share/gocode';
+/** The Go module of the test programs (host, Workload API clients) and of the pinned SPIRE. */
+export const GO_MODULE = join(REPO, 'test', 'go');
+
+/** The preinstalled Go toolchain, never an older `go` that may come first on PATH. */
+export const GO_BIN = existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
+
+/** Environment for `go` commands: module mode, this toolchain only (no download), no VCS stamping. */
+export function goEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  delete env['GOPATH'];
+  return { ...env, GO111MODULE: 'on', GOTOOLCHAIN: 'local', GOFLAGS: '-buildvcs=false', ...extra };
+}
 
 export interface BuiltHost {
   bin: string;
@@ -22,21 +34,15 @@ export interface BuiltHost {
   cleanup(): void;
 }
 
-/** `go build` in GOPATH mode against Debian's packages, into a temp dir. */
+/** `go build ./cmd/hexr-host` of the test/go module, into a temp dir. */
 export async function buildHost(): Promise<BuiltHost> {
   const dir = mkdtempSync(join(tmpdir(), 'hexr-host-'));
   const bin = join(dir, 'host');
   const t0 = performance.now();
   try {
-    await promisify(execFile)('go', ['build', '-o', bin, '.'], {
-      cwd: HOST_SRC,
-      env: {
-        ...process.env,
-        GO111MODULE: 'off',
-        GOFLAGS: '',
-        GOPATH: `${join(dir, 'gopath')}:${GOPATH_SYSTEM}`,
-        GOCACHE: process.env['GOCACHE'] ?? (process.env['HOME'] ? join(process.env['HOME'], '.cache', 'go-build') : join(dir, 'gocache')),
-      },
+    await promisify(execFile)(GO_BIN, ['build', '-trimpath', '-o', bin, './cmd/hexr-host'], {
+      cwd: GO_MODULE,
+      env: goEnv(),
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (err) {
@@ -45,6 +51,17 @@ export async function buildHost(): Promise<BuiltHost> {
     throw new Error(`building the Go host failed: ${e.stderr ?? e.message}`, { cause: err });
   }
   return { bin, dir, buildMs: performance.now() - t0, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * One line of the host's log, as SPIRE's agent writes it with log_format =
+ * "json" (logrus: level, msg, time, fields), with @level / @message added in
+ * hclog's terms so tests read both shapes alike (logrus says "warning").
+ */
+export function normalizeLogLine(l: Record<string, any>): Record<string, any> {
+  if (typeof l['msg'] !== 'string' || typeof l['level'] !== 'string') return l;
+  const level = l['level'] === 'warning' ? 'warn' : l['level'];
+  return { ...l, '@level': level, '@message': l['msg'] };
 }
 
 export interface HostOptions {
@@ -81,7 +98,7 @@ export interface HostRun {
   stderr: string;
   /** JSON events from stdout, optionally of one kind. */
   events(kind?: string): HostEvent[];
-  /** hclog JSON lines from the host's stderr (non-JSON lines dropped). */
+  /** JSON lines from the host's stderr (non-JSON lines dropped), normalized by normalizeLogLine. */
   logLines(): Record<string, any>[];
   /** The plugin's own lines as re-logged by go-plugin (they carry its "timestamp" kv). */
   pluginLogLines(): Record<string, any>[];
@@ -89,9 +106,12 @@ export interface HostRun {
 
 export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<HostRun> {
   const args: string[] = [];
-  let cfgDir: string | undefined;
+  // Events go to a file, not a pipe: a test process busy elsewhere (the load test forks ~200
+  // processes a second) must not hold the host up by reading its stdout slowly.
+  const cfgDir = mkdtempSync(join(tmpdir(), 'hexr-hcfg-'));
+  const outFile = join(cfgDir, 'events.jsonl');
+  args.push('-out', outFile);
   if (opts.config !== undefined) {
-    cfgDir = mkdtempSync(join(tmpdir(), 'hexr-hcfg-'));
     const file = join(cfgDir, 'plugin.conf');
     writeFileSync(file, opts.config);
     args.push('-config', file);
@@ -126,7 +146,12 @@ export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<
   );
   clearTimeout(timer);
   const wallMs = performance.now() - t0;
-  if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+  try {
+    stdout += readFileSync(outFile, 'utf8');
+  } catch {
+    /* the host failed before it created the file */
+  }
+  rmSync(cfgDir, { recursive: true, force: true });
 
   const parse = (text: string): Record<string, any>[] =>
     text
@@ -140,7 +165,7 @@ export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<
         }
       });
   const events = parse(stdout) as HostEvent[];
-  const logs = parse(stderr);
+  const logs = parse(stderr).map(normalizeLogLine);
   return {
     code,
     signal,

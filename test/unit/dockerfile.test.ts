@@ -21,6 +21,8 @@ const dockerfile = DockerfileParser.parse(text);
 /** Where the runtime images put the package (WORKDIR of runtime-base). */
 const APP_DIR = '/opt/hexr/';
 const LAUNCHER = path.join(REPO, 'bin', 'hexr-plugin.mjs');
+/** The SPIRE version the spire tier tests (test/go/go.mod pins it): the image must ship the same one. */
+const TESTED_SPIRE = /^\s*github\.com\/spiffe\/spire v(\d+\.\d+\.\d+)\b/m.exec(fs.readFileSync(path.join(REPO, 'test', 'go', 'go.mod'), 'utf8'))![1]!;
 
 interface Stage {
   name: string;
@@ -197,8 +199,18 @@ describe('Dockerfile', () => {
     expect(of(d, 'CMD').map(execForm)).toEqual([['daemon']]);
   });
 
+  it('names the tested SPIRE version in the install guide and the image tags it suggests', () => {
+    const guide = fs.readFileSync(path.join(REPO, 'daemonset', 'README.md'), 'utf8');
+    expect(guide).toContain(`ghcr.io/spiffe/spire-agent:${TESTED_SPIRE}`);
+    expect(guide).toContain(`hexr-spire-agent:${TESTED_SPIRE}-hexr`);
+    const versions = [...guide.matchAll(/spire-agent:(\d+\.\d+\.\d+)/g)].map(m => m[1]);
+    expect(new Set(versions)).toEqual(new Set([TESTED_SPIRE]));
+    expect(text).toContain(`hexr-spire-agent:${TESTED_SPIRE}-hexr`);
+  });
+
   it('puts the upstream spire-agent binary, our dist/ and the plugin launcher in the spire-agent image', () => {
-    expect(stage('spire-upstream').base).toBe('ghcr.io/spiffe/spire-agent:1.15.3');
+    expect(TESTED_SPIRE).toBe('1.13.3');
+    expect(stage('spire-upstream').base).toBe(`ghcr.io/spiffe/spire-agent:${TESTED_SPIRE}`);
     const sa = stage('spire-agent');
     expect(sa.base).toBe('runtime-base');
     const copies = of(sa, 'COPY').map(c => ({ from: fromFlag(c), ...copyArgs(c) }));

@@ -1,28 +1,35 @@
-// Command host is a minimal go-plugin HOST that loads an external SPIRE
-// WorkloadAttestor exactly as the SPIRE agent does
-// (spiffe/spire pkg/common/catalog/external.go; docs/spire-plugin-protocol.md 1.3-1.6):
+// Command hexr-host is a go-plugin HOST that loads an external SPIRE
+// WorkloadAttestor the way the SPIRE 1.13.3 agent's catalog does
+// (spiffe/spire pkg/common/catalog/external.go, plugin.go, host.go;
+// /work/shared/docs/spire-plugin-protocol.md 1.3-1.6), built with exactly
+// SPIRE 1.13.3's dependency versions (this module requires SPIRE itself:
+// go-plugin v1.7.0, grpc v1.76.0, protobuf v1.36.10, go-hclog v1.6.3):
 //
 //   - HandshakeConfig{ProtocolVersion: 1, MagicCookieKey/Value: "WorkloadAttestor"}
-//   - AllowedProtocols: grpc only; no AutoMTLS; Pdeathsig SIGKILL on Linux
-//   - Logger: hclog JSON on our stderr (plugin stderr lines are re-logged there)
-//   - Dispense: GRPCClient calls broker.Accept(1) so ConnInfo{service_id:1} goes
-//     down the broker stream, and serves a (trivial) host-service server there
-//   - Init{host_service_names: [Metrics]} -> Configure{trust_domain, HCL from -config}
+//   - AllowedProtocols: grpc only; AutoMTLS off; Pdeathsig SIGKILL on Linux
+//   - Logger: SPIRE's own HCLogAdapter (pkg/common/log) over a logrus logger
+//     with the plugin_name / plugin_type / external fields, JSON on stderr
+//     (what the agent logs with log_format = "json")
+//   - go-plugin opens the GRPCBroker and GRPCStdio streams on connect
+//   - Dispense: GRPCClient calls broker.Accept(1), so ConnInfo{service_id:1}
+//     goes down the broker stream, and serves the agent's host service
+//     (spire.hostservice.common.metrics.v1.Metrics) there
+//   - Init (spire-plugin-sdk/private.Init, as SPIRE) -> Configure
+//     {trust_domain, HCL from -config} through the SDK's typed clients
 //   - Attest for -pids (with -concurrency, -repeat; or a -bench / -duration run)
-//   - Deinit (10 s deadline) -> Kill (Controller.Shutdown, 2 s grace, then SIGKILL)
+//   - Deinit (private.Deinit, 10 s deadline) -> Kill (broker close,
+//     Controller.Shutdown, 2 s grace, then SIGKILL)
 //
-// Results go to stdout as JSON lines ({"event": ...}). Exit status 1 when the
+// Results go to stdout (or the -out file) as JSON lines ({"event": ...}),
+// queued so that a slow reader never holds up the calls. Exit status 1 when the
 // plugin fails to load (an "error" event says why), 2 on bad flags.
 //
-// Built offline in GOPATH mode against Debian's packages (go-plugin 1.0.1,
-// grpc 1.33, protobuf 1.28, hclog 0.11): no generated code; messages are
-// encoded by hand with protowire and sent through a raw-bytes codec.
-//
-//	GO111MODULE=off GOPATH=$TMP:/usr/share/gocode go build -o host .
-//	./host -config plugin.hcl -pids 1,2 -- node dist/main.js plugin
+//	cd test/go && go build -o /tmp/host ./cmd/hexr-host
+//	/tmp/host -config plugin.hcl -pids 1,2 -- node dist/main.js plugin
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,138 +45,59 @@ import (
 	"syscall"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
-	plugin "github.com/hashicorp/go-plugin"
+	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/sirupsen/logrus"
+	"github.com/spiffe/spire-plugin-sdk/private"
+	metricsv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/hostservice/common/metrics/v1"
+	workloadattestorv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/plugin/agent/workloadattestor/v1"
+	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
+	spirelog "github.com/spiffe/spire/pkg/common/log"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 )
+
+// The agent's only host service (pkg/agent/catalog: HostServices).
+var metrics = metricsv1.MetricsServiceServer(metricsv1.UnimplementedMetricsServer{})
 
 const (
-	pluginType         = "WorkloadAttestor"
-	metricsServiceName = "spire.hostservice.common.metrics.v1.Metrics"
-	initPath           = "/spire.service.private.init.v1.Init/Init"
-	deinitPath         = "/spire.service.private.init.v1.Init/Deinit"
-	configurePath      = "/spire.service.common.config.v1.Config/Configure"
-	attestPath         = "/spire.plugin.agent.workloadattestor.v1.WorkloadAttestor/Attest"
-	deinitTimeout      = 10 * time.Second
+	pluginType    = "WorkloadAttestor"
+	pluginName    = "hexr"
+	attestorV1    = "spire.plugin.agent.workloadattestor.v1.WorkloadAttestor"
+	deinitTimeout = 10 * time.Second
 )
 
-// ---- raw protobuf over grpc ------------------------------------------------
-
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-func (rawCodec) Marshal(v interface{}) ([]byte, error) {
-	switch b := v.(type) {
-	case []byte:
-		return b, nil
-	case *[]byte:
-		return *b, nil
-	}
-	return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
-}
-func (rawCodec) Unmarshal(data []byte, v interface{}) error {
-	p, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
-	}
-	*p = append((*p)[:0], data...)
-	return nil
-}
-
-func invoke(ctx context.Context, conn *grpc.ClientConn, method string, req []byte) ([]byte, error) {
-	var resp []byte
-	err := conn.Invoke(ctx, method, req, &resp, grpc.ForceCodec(rawCodec{}))
-	return resp, err
-}
-
-func appendString(b []byte, field protowire.Number, s string) []byte {
-	b = protowire.AppendTag(b, field, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-// repeatedStrings decodes every occurrence of a string field; other fields are skipped.
-func repeatedStrings(msg []byte, field protowire.Number) ([]string, error) {
-	out := []string{}
-	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return nil, protowire.ParseError(n)
-		}
-		msg = msg[n:]
-		if num == field && typ == protowire.BytesType {
-			s, m := protowire.ConsumeString(msg)
-			if m < 0 {
-				return nil, protowire.ParseError(m)
-			}
-			out = append(out, s)
-			msg = msg[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, msg)
-		if m < 0 {
-			return nil, protowire.ParseError(m)
-		}
-		msg = msg[m:]
-	}
-	return out, nil
-}
-
-func initRequest(hostServices []string) []byte {
-	var b []byte
-	for _, s := range hostServices {
-		b = appendString(b, 1, s)
-	}
-	return b
-}
-
-func configureRequest(trustDomain, hcl string) []byte {
-	core := appendString(nil, 1, trustDomain)
-	b := protowire.AppendTag(nil, 1, protowire.BytesType)
-	b = protowire.AppendBytes(b, core)
-	if hcl != "" {
-		b = appendString(b, 2, hcl)
-	}
-	return b
-}
-
-func attestRequest(pid int32) []byte {
-	if pid == 0 {
-		return nil
-	}
-	b := protowire.AppendTag(nil, 1, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(int64(pid))) // int32: sign-extended
-}
-
-// ---- the go-plugin plugin: SPIRE's hcClientPlugin, reduced ------------------
+// ---- the go-plugin plugin: SPIRE's hcClientPlugin ----------------------------
 
 type hostPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	log hclog.Logger
+	goplugin.NetRPCUnsupportedPlugin
+	log logrus.FieldLogger
 
 	mu         sync.Mutex
 	hostServer *grpc.Server
 	brokerAddr string
 }
 
-func (p *hostPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+func (p *hostPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error {
 	return errors.New("not implemented host side")
 }
 
 // GRPCClient mirrors SPIRE: accept broker id 1 (sends ConnInfo down the
-// broker stream) and serve host services there.
-func (p *hostPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	lis, err := b.Accept(1)
+// broker stream) and serve the agent's host services there.
+func (p *hostPlugin) GRPCClient(_ context.Context, b *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	lis, err := b.Accept(private.HostServiceProviderID)
 	if err != nil {
-		return nil, fmt.Errorf("broker accept: %w", err)
+		return nil, err
 	}
 	server := grpc.NewServer()
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(server, hs)
-	go func() { _ = server.Serve(lis) }()
+	// The agent's only host service. Our plugin never dials it; registering
+	// the unimplemented server keeps the advertised name truthful.
+	metrics.RegisterServer(server)
+	go func() {
+		if err := server.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			p.log.WithError(err).Error("Host services server failed")
+			c.Close()
+		}
+	}()
 	p.mu.Lock()
 	p.hostServer = server
 	p.brokerAddr = lis.Addr().String()
@@ -187,21 +115,47 @@ func (p *hostPlugin) stop() {
 
 // ---- output ------------------------------------------------------------------
 
-var outMu sync.Mutex
+// Events go to stdout through a queue drained by one writer goroutine, so that
+// Attest callers never wait for the test that reads us: a reader slowed down
+// by a loaded machine (the hardening load test forks ~200 processes a second
+// from the process that reads this pipe) must not throttle the calls we make.
+var (
+	outQueue = make(chan []byte, 1<<20)
+	outDone  = make(chan struct{})
+)
 
-func emit(event string, fields map[string]interface{}) {
+// startEvents starts the writer; out is stdout or the -out file.
+func startEvents(out *os.File) {
+	go func() {
+		defer close(outDone)
+		w := bufio.NewWriterSize(out, 64*1024)
+		for b := range outQueue {
+			_, _ = w.Write(b)
+			if len(outQueue) == 0 {
+				_ = w.Flush()
+			}
+		}
+		_ = w.Flush()
+	}()
+}
+
+func emit(event string, fields map[string]any) {
 	fields["event"] = event
 	b, _ := json.Marshal(fields)
-	outMu.Lock()
-	defer outMu.Unlock()
-	os.Stdout.Write(append(b, '\n'))
+	outQueue <- append(b, '\n')
+}
+
+// flushEvents writes out every queued event; call it once, before exiting.
+func flushEvents() {
+	close(outQueue)
+	<-outDone
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) / 1000 }
 
-func grpcError(err error) map[string]interface{} {
+func grpcError(err error) map[string]any {
 	st, _ := status.FromError(err)
-	return map[string]interface{}{"code": st.Code().String(), "message": st.Message()}
+	return map[string]any{"code": st.Code().String(), "message": st.Message()}
 }
 
 // ---- main --------------------------------------------------------------------
@@ -219,6 +173,7 @@ type options struct {
 	logLevel     string
 	skipConfig   bool
 	startTimeout time.Duration
+	outFile      string
 	command      []string
 }
 
@@ -233,13 +188,14 @@ func parseFlags() (*options, error) {
 	flag.BoolVar(&o.bench, "bench", false, "print one latency/throughput summary instead of every result")
 	flag.DurationVar(&o.duration, "duration", 0, "bench for this long instead of -repeat (implies -bench)")
 	flag.DurationVar(&o.callTimeout, "call-timeout", 0, "deadline per Attest (SPIRE sets none: 0)")
-	flag.StringVar(&o.logLevel, "log-level", "debug", "host logger level (trace|debug|info|warn|error)")
+	flag.StringVar(&o.logLevel, "log-level", "debug", "host logger level (debug|info|warn|error; SPIRE's adapter drops trace)")
 	flag.BoolVar(&o.skipConfig, "skip-configure", false, "do not call Configure")
 	flag.DurationVar(&o.startTimeout, "start-timeout", time.Minute, "go-plugin StartTimeout (SPIRE: default 1m)")
+	flag.StringVar(&o.outFile, "out", "", "write the JSON events to this file instead of stdout (never blocked by a slow reader)")
 	flag.Parse()
 	o.command = flag.Args()
 	if len(o.command) == 0 {
-		return nil, errors.New("usage: host [flags] -- <plugin command> [args...]")
+		return nil, errors.New("usage: hexr-host [flags] -- <plugin command> [args...]")
 	}
 	if o.duration > 0 {
 		o.bench = true
@@ -283,28 +239,50 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	os.Exit(run(o))
+	out := os.Stdout
+	if o.outFile != "" {
+		f, err := os.Create(o.outFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		out = f
+	}
+	startEvents(out)
+	code := run(o)
+	flushEvents()
+	_ = out.Close()
+	os.Exit(code)
+}
+
+// newLogger is the agent's logger (log_format = "json") with the fields SPIRE's
+// catalog adds for a plugin (makePluginLog).
+func newLogger(level string) logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(os.Stderr)
+	l.SetFormatter(&logrus.JSONFormatter{})
+	lvl, err := logrus.ParseLevel(level)
+	if err != nil || level == "trace" {
+		lvl = logrus.DebugLevel // SPIRE has no trace level for plugins
+	}
+	l.SetLevel(lvl)
+	return l.WithFields(logrus.Fields{"plugin_name": pluginName, "plugin_type": pluginType, "external": true})
 }
 
 func run(o *options) int {
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name:       "agent",
-		Output:     os.Stderr,
-		JSONFormat: true,
-		Level:      hclog.LevelFromString(o.logLevel),
-	})
+	log := newLogger(o.logLevel)
 
 	hcl := ""
 	if o.configFile != "" {
 		b, err := os.ReadFile(o.configFile)
 		if err != nil {
-			emit("error", map[string]interface{}{"stage": "config-file", "message": err.Error()})
+			emit("error", map[string]any{"stage": "config-file", "message": err.Error()})
 			return 1
 		}
 		hcl = string(b)
 	}
 
-	// As SPIRE: absolute path, no $PATH lookup for plugin_cmd... except that
+	// SPIRE: filepath.Abs, no $PATH lookup for plugin_cmd... except that
 	// tests pass "node", so resolve it here the way a test would write plugin_cmd.
 	path := o.command[0]
 	if !strings.Contains(path, "/") {
@@ -315,28 +293,28 @@ func run(o *options) int {
 	cmd := exec.Command(path, o.command[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 
-	hp := &hostPlugin{log: logger}
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: plugin.HandshakeConfig{
+	hp := &hostPlugin{log: log}
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig: goplugin.HandshakeConfig{
 			ProtocolVersion:  1,
 			MagicCookieKey:   pluginType,
 			MagicCookieValue: pluginType,
 		},
-		Plugins:          map[string]plugin.Plugin{pluginType: hp},
 		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           logger,
+		AutoMTLS:         false,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Plugins:          map[string]goplugin.Plugin{pluginName: hp},
+		Logger:           spirelog.NewHCLogAdapter(log, pluginName),
 		StartTimeout:     o.startTimeout,
-		// AutoMTLS: false (SPIRE: "TODO ... go-plugin#109")
 	})
 
 	fail := func(stage string, err error) int {
-		ev := map[string]interface{}{"stage": stage, "message": err.Error()}
+		ev := map[string]any{"stage": stage, "message": err.Error()}
 		if st, ok := status.FromError(err); ok {
 			ev["code"] = st.Code().String()
 			ev["message"] = st.Message()
 		}
-		logger.Error("failed to load plugin", "stage", stage, "error", err.Error())
+		log.WithError(err).WithField("stage", stage).Error("failed to load plugin")
 		emit("error", ev)
 		killed := killPlugin(client, hp)
 		emit("killed", killed)
@@ -344,12 +322,12 @@ func run(o *options) int {
 	}
 
 	t0 := time.Now()
-	rpcClient, err := client.Client() // exec + handshake + dial
+	rpcClient, err := client.Client() // exec + handshake + dial + broker/stdio streams
 	if err != nil {
 		return fail("launch", err)
 	}
 	handshake := time.Since(t0)
-	raw, err := rpcClient.Dispense(pluginType) // broker.Accept(1)
+	raw, err := rpcClient.Dispense(pluginName) // broker.Accept(1)
 	if err != nil {
 		return fail("dispense", err)
 	}
@@ -358,16 +336,12 @@ func run(o *options) int {
 
 	ctx := context.Background()
 	t1 := time.Now()
-	resp, err := invoke(ctx, conn, initPath, initRequest([]string{metricsServiceName}))
-	if err != nil {
-		return fail("init", err)
-	}
-	names, err := repeatedStrings(resp, 1)
+	names, err := private.Init(ctx, conn, []string{metrics.GRPCServiceName()})
 	if err != nil {
 		return fail("init", err)
 	}
 	initDur := time.Since(t1)
-	emit("loaded", map[string]interface{}{
+	emit("loaded", map[string]any{
 		"pid":                  rc.Pid,
 		"socket":               rc.Addr.String(),
 		"network":              rc.Addr.Network(),
@@ -379,7 +353,7 @@ func run(o *options) int {
 	})
 	hasAttestor := false
 	for _, n := range names {
-		if n == "spire.plugin.agent.workloadattestor.v1.WorkloadAttestor" {
+		if n == attestorV1 {
 			hasAttestor = true
 		}
 	}
@@ -389,23 +363,27 @@ func run(o *options) int {
 
 	if !o.skipConfig {
 		t2 := time.Now()
-		if _, err := invoke(ctx, conn, configurePath, configureRequest(o.trustDomain, hcl)); err != nil {
+		_, err := configv1.NewConfigClient(conn).Configure(ctx, &configv1.ConfigureRequest{
+			CoreConfiguration: &configv1.CoreConfiguration{TrustDomain: o.trustDomain},
+			HclConfiguration:  hcl,
+		})
+		if err != nil {
 			return fail("configure", err)
 		}
-		emit("configured", map[string]interface{}{"configure_ms": ms(time.Since(t2))})
+		emit("configured", map[string]any{"configure_ms": ms(time.Since(t2))})
 	}
-	logger.Info("Plugin loaded", "plugin_name", "hexr", "plugin_type", pluginType, "external", true)
+	log.Info("Plugin loaded")
 
 	o.pids = resolvePids(o.pidSpecs, rc.Pid)
 	if len(o.pids) > 0 {
-		attestAll(ctx, conn, o)
+		attestAll(ctx, workloadattestorv1.NewWorkloadAttestorClient(conn), o)
 	}
 
 	t3 := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, deinitTimeout)
-	_, err = invoke(dctx, conn, deinitPath, nil)
+	err = private.Deinit(dctx, conn)
 	cancel()
-	deinit := map[string]interface{}{"deinit_ms": ms(time.Since(t3))}
+	deinit := map[string]any{"deinit_ms": ms(time.Since(t3))}
 	if err != nil {
 		deinit["error"] = grpcError(err)
 	}
@@ -415,12 +393,12 @@ func run(o *options) int {
 	return 0
 }
 
-func killPlugin(client *plugin.Client, hp *hostPlugin) map[string]interface{} {
+func killPlugin(client *goplugin.Client, hp *hostPlugin) map[string]any {
 	t := time.Now()
 	client.Kill() // broker close, Controller.Shutdown, 2 s grace, then SIGKILL
 	d := time.Since(t)
 	hp.stop()
-	return map[string]interface{}{"kill_ms": ms(d), "exited": client.Exited(), "graceful": d < 2*time.Second}
+	return map[string]any{"kill_ms": ms(d), "exited": client.Exited(), "graceful": d < 2*time.Second}
 }
 
 type result struct {
@@ -430,22 +408,25 @@ type result struct {
 	latency time.Duration
 }
 
-func attestOnce(ctx context.Context, conn *grpc.ClientConn, pid int32, timeout time.Duration) result {
+func attestOnce(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient, pid int32, timeout time.Duration) result {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	t := time.Now()
-	resp, err := invoke(ctx, conn, attestPath, attestRequest(pid))
+	resp, err := c.Attest(ctx, &workloadattestorv1.AttestRequest{Pid: pid})
 	r := result{pid: pid, latency: time.Since(t), err: err}
 	if err == nil {
-		r.values, r.err = repeatedStrings(resp, 1)
+		r.values = resp.GetSelectorValues()
+		if r.values == nil {
+			r.values = []string{}
+		}
 	}
 	return r
 }
 
-func attestAll(ctx context.Context, conn *grpc.ClientConn, o *options) {
+func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient, o *options) {
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -481,7 +462,7 @@ func attestAll(ctx context.Context, conn *grpc.ClientConn, o *options) {
 				if !ok {
 					return
 				}
-				r := attestOnce(ctx, conn, pid, o.callTimeout)
+				r := attestOnce(ctx, c, pid, o.callTimeout)
 				if o.bench {
 					mu.Lock()
 					lats = append(lats, r.latency)
@@ -492,7 +473,7 @@ func attestAll(ctx context.Context, conn *grpc.ClientConn, o *options) {
 					mu.Unlock()
 					continue
 				}
-				ev := map[string]interface{}{"pid": r.pid, "ms": ms(r.latency)}
+				ev := map[string]any{"pid": r.pid, "ms": ms(r.latency)}
 				if r.err != nil {
 					ev["error"] = grpcError(r.err)
 				} else {
@@ -522,7 +503,7 @@ func attestAll(ctx context.Context, conn *grpc.ClientConn, o *options) {
 	for _, n := range errs {
 		nerr += n
 	}
-	emit("bench", map[string]interface{}{
+	emit("bench", map[string]any{
 		"calls":          len(lats),
 		"errors":         nerr,
 		"error_codes":    errs,
