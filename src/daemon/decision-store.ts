@@ -154,7 +154,11 @@ export class DecisionStore {
       this.lines = out.length;
       this.broken = false;
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        /* the directory itself is the problem */
+      }
       this.fail(err as Error, `rewrite ${this.file}`);
     }
   }
@@ -172,8 +176,11 @@ export class DecisionStore {
     }
     let text = '';
     for (const [p, r] of changes) text += `${r === null ? JSON.stringify({ p, x: 1 }) : encode(r)}\n`;
+    const buf = Buffer.from(text);
     try {
-      fs.writeSync(this.fd, text);
+      // A full disk may take part of a write without an error: that is a failure too.
+      const n = fs.writeSync(this.fd, buf);
+      if (n !== buf.length) throw Object.assign(new Error(`ENOSPC: wrote ${n} of ${buf.length} bytes`), { code: 'ENOSPC' });
       this.lines += changes.size;
     } catch (err) {
       this.fail(err as Error, `append to ${this.file}`);
