@@ -126,6 +126,8 @@ export class Reconciler {
   private readonly changeListeners: ((c: IdentityChange) => void)[] = [];
   lastResyncMs = 0;
   resyncCount = 0;
+  /** Context directories listed (each a readdir of the whole directory). */
+  private dirScans = 0;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.now = o.now ?? Date.now;
@@ -345,6 +347,7 @@ export class Reconciler {
       throttled_pods: this.events.throttledScopes(),
       busy_scopes: [...this.flight.busy],
       over_budget_dirs: this.overBudget.size,
+      dir_scans: this.dirScans,
     };
   }
 
@@ -514,6 +517,7 @@ export class Reconciler {
       const dir = this.internDir(d);
       const fd = this.dirFd(dir, fds);
       const present = new Set<string>();
+      this.dirScans++;
       let room = this.o.podMarkerLimit - this.records.countIn(dir.scope);
       let over = 0;
       if (fd !== null) {

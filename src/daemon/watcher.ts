@@ -156,10 +156,14 @@ export class MarkerWatcher {
           if (isMarkerName(name)) this.o.onPath(path.join(dir, name));
           return;
         }
-        // The directory itself (IN_DELETE_SELF / IN_MOVE_SELF, reported under
-        // its own name) or an unnamed event: check at once, not at the next poll.
-        this.o.onPath(dir);
-        if (this.dirIno(dir) !== this.dirWatchers.get(dir)?.ino) void this.tick();
+        // The directory itself (reported under its own name): deleted or moved
+        // (IN_DELETE_SELF / IN_MOVE_SELF) is dealt with at once, not at the next
+        // poll; anything else (a touch or chmod of it, IN_ATTRIB, which a pod
+        // can do at will) changes nothing and costs no rescan.
+        if (this.dirIno(dir) !== this.dirWatchers.get(dir)?.ino) {
+          this.o.onPath(dir);
+          void this.tick();
+        }
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

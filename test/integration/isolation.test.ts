@@ -24,7 +24,7 @@ const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) =>
 const roleOf = (sel: string[]): string | undefined => sel.find(s => s.startsWith('process-role:'))?.slice('process-role:'.length);
 
 interface Status {
-  work: { queued_events: number; throttled_pods: string[]; busy_scopes: string[] };
+  work: { queued_events: number; throttled_pods: string[]; busy_scopes: string[]; dir_scans: number };
   flooded_context_dirs: number;
 }
 
@@ -160,6 +160,24 @@ suite('budgets: marker files and event floods of one pod cost other pods nothing
     await eventually(async () => roleOf(await attest(p.hostPid)) === 'fine', 10_000, 'the other pod maps');
     const text = await t.metrics();
     expect(Number(/^hexr_pod_budget_exceeded_total\{budget="markers"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+  });
+
+  it('does not rescan a context directory that its pod touches or chmods (only its own markers cost anything)', async () => {
+    const pod = await newPod();
+    for (let i = 0; i < 10; i++) fs.writeFileSync(pod.hostPath(`m-${i}.json`), JSON.stringify({ agent_name: 'a', tenant: 't', process_role: `m${i}`, container_pid: 3000 + i }));
+    const p = await pod.startRole('toucher');
+    await eventually(async () => roleOf(await attest(p.hostPid)) === 'toucher', 10_000, 'mapped');
+    const before = (await status()).work.dir_scans;
+    for (let i = 0; i < 20; i++) {
+      const t = new Date(Date.now() + i * 1000);
+      fs.utimesSync(pod.emptyDir, t, t);
+      fs.chmodSync(pod.emptyDir, i % 2 ? 0o777 : 0o775);
+      fs.mkdirSync(pod.hostPath(`sub-${i}`));
+      await new Promise(r => setTimeout(r, 10));
+    }
+    await new Promise(r => setTimeout(r, 300));
+    expect((await status()).work.dir_scans).toBe(before);
+    expect(roleOf(await attest(p.hostPid))).toBe('toucher');
   });
 
   it('stops watching a directory flooded with file names for a while, keeps serving the others, and catches up after', async () => {
