@@ -7,6 +7,12 @@ export interface MapEntryMsg {
   host_pid: number;
   start_time: string;
   selector_values: readonly string[];
+  scope: string;
+}
+
+export interface SlotSeqMsg {
+  slot: number;
+  seq: string;
 }
 
 export interface PendingClaimsMsg {
@@ -26,6 +32,7 @@ export interface MapUpdateMsg {
   busy_scopes: string[];
   layout: string;
   flat_scope: string;
+  slots: SlotSeqMsg[];
 }
 
 export interface AttestRequestMsg {

@@ -1,17 +1,38 @@
-// "<socket>.seq": the daemon's run identity and the sequence number of what
-// it knows (see the PidMapper proto, MapUpdate.seq), rewritten in place on
-// every change; the plugin reads it on each Attest it would answer from its
-// copy, to know whether the copy is as new as the daemon's state.
+// "<socket>.seq": how new the daemon's state is, per pod. The daemon rewrites
+// it in place on every change (see the PidMapper proto, MapUpdate.seq and
+// .slots); the plugin reads it before answering from its copy of that state,
+// to know whether the copy is as new as the daemon's state for the PID asked
+// about. Per pod, so that one pod's churn never makes another pod's answers
+// wait for the stream.
 //
-// One fixed-size record, written with one pwrite at offset 0: the sequence
-// number appears twice, so a read that raced a write (and saw half of each)
-// is detected and retried.
+// Layout: SLOTS + 2 records of 64 bytes. Record 0 holds the daemon's overall
+// sequence number; record 1 that of the last change to all scopes at once
+// (what a process in no scope depends on); record k (2..SLOTS+1) that of the
+// last change to any scope whose name hashes to k (a collision only makes a
+// copy look older than it is). A change to all scopes writes every record. Each record is written with one pwrite and reads
+// "<instance>:<seq>:<seq>\n": the run identity, and the number twice, so that a
+// read that raced a write (and saw half of each) is detected and retried.
 import * as fs from 'node:fs';
 
 const RECORD_BYTES = 64;
+export const SEQ_SLOTS = 1024;
+/** The record of changes to all scopes at once. */
+export const ALL_SLOT = 1;
+/** Records in the file: the overall one, the all-scopes one, one per scope hash. */
+export const SEQ_RECORDS = SEQ_SLOTS + 2;
 
 export function seqFilePath(socketPath: string): string {
   return `${socketPath}.seq`;
+}
+
+/** The record of a scope (2..SEQ_SLOTS+1): FNV-1a of its name. */
+export function slotOf(scope: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < scope.length; i++) {
+    h ^= scope.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return 2 + (h % SEQ_SLOTS);
 }
 
 export function encodeSeq(instance: string, seq: bigint): Buffer {
@@ -25,7 +46,7 @@ export function decodeSeq(b: Buffer): { instance: string; seq: bigint } | undefi
   return { instance: (m[1] as string).replace(/-+$/, ''), seq: BigInt(m[2] as string) };
 }
 
-/** The daemon's side: creates (or takes over) the file and rewrites it in place. */
+/** The daemon's side: creates (or takes over) the file and rewrites records in place. */
 export class SeqWriter {
   private fd: number | undefined;
 
@@ -44,10 +65,22 @@ export class SeqWriter {
     }
   }
 
-  write(instance: string, seq: bigint): void {
+  /** Writes the overall record and the records of `slots` (every record when `slots` is "all"). */
+  write(instance: string, seq: bigint, slots: Iterable<number> | 'all'): void {
     if (this.fd === undefined) return;
     try {
-      fs.writeSync(this.fd, encodeSeq(instance, seq), 0, RECORD_BYTES, 0);
+      if (slots === 'all') {
+        const one = encodeSeq(instance, seq);
+        const all = Buffer.alloc(RECORD_BYTES * SEQ_RECORDS);
+        for (let k = 0; k < SEQ_RECORDS; k++) one.copy(all, k * RECORD_BYTES);
+        fs.writeSync(this.fd, all, 0, all.length, 0);
+        return;
+      }
+      const rec = encodeSeq(instance, seq);
+      // Scope records first, the overall one last: a reader that sees the new overall
+      // number finds every scope record it covers already written.
+      for (const k of slots) fs.writeSync(this.fd, rec, 0, RECORD_BYTES, k * RECORD_BYTES);
+      fs.writeSync(this.fd, rec, 0, RECORD_BYTES, 0);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -60,15 +93,17 @@ export class SeqWriter {
   }
 }
 
-/** The plugin's side: one open fd, one pread per check; reopened when the file changes. */
+/** The plugin's side: one open fd, one pread per record read; reopened when the file changes. */
 export class SeqReader {
   private fd: number | undefined;
   private readonly buf = Buffer.alloc(RECORD_BYTES);
+  /** The last record read and what it said, per slot: most reads see the same bytes again. */
+  private readonly last = new Map<number, { bytes: Buffer; value: { instance: string; seq: bigint } }>();
 
   constructor(readonly path: string) {}
 
-  /** The daemon's current (instance, seq), or undefined if it cannot be read. */
-  read(): { instance: string; seq: bigint } | undefined {
+  /** Record `slot` (0: overall) as (instance, seq), or undefined if it cannot be read. */
+  read(slot = 0): { instance: string; seq: bigint } | undefined {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (this.fd === undefined) {
         try {
@@ -79,13 +114,19 @@ export class SeqReader {
       }
       let n: number;
       try {
-        n = fs.readSync(this.fd, this.buf, 0, RECORD_BYTES, 0);
+        n = fs.readSync(this.fd, this.buf, 0, RECORD_BYTES, slot * RECORD_BYTES);
       } catch {
         this.reopen();
         continue;
       }
-      const v = n === RECORD_BYTES ? decodeSeq(this.buf) : undefined;
-      if (v) return v;
+      if (n !== RECORD_BYTES) return undefined;
+      const prev = this.last.get(slot);
+      if (prev && prev.bytes.equals(this.buf)) return prev.value;
+      const v = decodeSeq(this.buf);
+      if (v) {
+        this.last.set(slot, { bytes: Buffer.from(this.buf), value: v });
+        return v;
+      }
     }
     return undefined;
   }
@@ -94,6 +135,7 @@ export class SeqReader {
   reopen(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
+    this.last.clear();
   }
 
   close(): void {

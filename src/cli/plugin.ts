@@ -122,7 +122,8 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.off('SIGTERM', onSigterm);
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
-  log.info({ event_loop_delay: loop.read() }, 'plugin stopped');
+  const delay = loop.read();
+  log.info({ event_loop_delay_p99_ms: delay.p99_ms, event_loop_delay_max_ms: delay.max_ms }, 'plugin stopped');
   await loop.close();
   return fatal ? EX_SOFTWARE : 0;
 }

@@ -19,11 +19,14 @@ export const ALL_SCOPES = '*';
 
 /**
  * `scope`: the process's scope, undefined when it has none (a host process
- * in the kubelet layout: it can never be mapped). `cpid` is read only when
- * needed (it costs a /proc read).
+ * in the kubelet layout: it can never be mapped). `scope` and `cpid` are read
+ * only when needed (each costs a /proc read): on a node where nothing is in
+ * flight, neither is.
  */
-export function mayBeInFlight(s: FlightState, scope: string | undefined, cpid: () => number | undefined): boolean {
+export function mayBeInFlight(s: FlightState, scopeOf: () => string | undefined, cpid: () => number | undefined): boolean {
   if (s.busy.has(ALL_SCOPES)) return true;
+  if (s.busy.size === 0 && s.pending.size === 0) return false;
+  const scope = scopeOf();
   if (scope === undefined) return false;
   if (s.busy.has(scope)) return true;
   const waiting = s.pending.get(scope);

@@ -115,7 +115,7 @@ export async function runDaemon(
     flatScope: layout.flatScope,
     instance: randomBytes(8).toString('hex'),
     flight: () => reconciler.flightState(),
-    onSeq: (instance, seq) => seqFile.write(instance, seq),
+    onSeq: (instance, seq, slots) => seqFile.write(instance, seq, slots),
   });
   reconciler.onPublish(u => feed.publish(u));
   const api = new LocalApiServer(config.socketPath, attest, log, feed, config.socketGid);

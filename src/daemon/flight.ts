@@ -9,6 +9,8 @@ export interface FlightChanges {
   readonly pending: Map<string, number[]>;
   /** The whole busy set, when it changed. */
   readonly busy: string[] | undefined;
+  /** Scopes whose flight state changed (waiting claims, or busy or not). */
+  readonly touched: Set<string>;
 }
 
 export class FlightTracker implements FlightState {
@@ -19,7 +21,8 @@ export class FlightTracker implements FlightState {
   private readonly queued = new Set<string>();
   private running = new Set<string>();
   private readonly pendingChanged = new Set<string>();
-  private busyChanged = false;
+  /** Scopes that became busy or stopped being busy since the last takeChanges(). */
+  private readonly busyFlipped = new Set<string>();
 
   /** An event for a path of `scope` was queued. */
   queuedEvent(scope: string): void {
@@ -69,20 +72,21 @@ export class FlightTracker implements FlightState {
 
   /** What changed since the last call, or undefined. */
   takeChanges(): FlightChanges | undefined {
-    if (this.pendingChanged.size === 0 && !this.busyChanged) return undefined;
+    if (this.pendingChanged.size === 0 && this.busyFlipped.size === 0) return undefined;
     const pending = new Map<string, number[]>();
     for (const scope of this.pendingChanged) pending.set(scope, [...(this.pending.get(scope)?.keys() ?? [])]);
+    const touched = new Set([...this.pendingChanged, ...this.busyFlipped]);
+    const busy = this.busyFlipped.size > 0 ? [...this.busy] : undefined;
     this.pendingChanged.clear();
-    const busy = this.busyChanged ? [...this.busy] : undefined;
-    this.busyChanged = false;
-    return { pending, busy };
+    this.busyFlipped.clear();
+    return { pending, busy, touched };
   }
 
   private recompute(): void {
     const next = new Set([...this.queued, ...this.running]);
-    if (next.size === this.busy.size && [...next].every(s => this.busy.has(s))) return;
+    for (const s of this.busy) if (!next.has(s)) this.busyFlipped.add(s);
+    for (const s of next) if (!this.busy.has(s)) this.busyFlipped.add(s);
     this.busy.clear();
     for (const s of next) this.busy.add(s);
-    this.busyChanged = true;
   }
 }

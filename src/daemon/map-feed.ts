@@ -14,6 +14,8 @@
 // bounded by the stream's own buffer, whatever the rate of changes.
 import type { Mapping, PidMap } from '../core/pid-map.js';
 import type { MapEntryMsg, MapUpdateMsg, PendingClaimsMsg } from '../pidmapper-wire.js';
+import { ALL_SCOPES } from '../core/in-flight.js';
+import { ALL_SLOT, SEQ_RECORDS, slotOf } from '../seq-file.js';
 import type { Published } from './reconciler.js';
 
 export type { MapEntryMsg, MapUpdateMsg } from '../pidmapper-wire.js';
@@ -38,8 +40,8 @@ export interface FeedOptions {
   readonly instance: string;
   /** The current flight state, for full messages and the busy set of every message. */
   readonly flight: () => { pending: Map<string, number[]>; busy: string[] };
-  /** Called with every new sequence number, before subscribers hear of it. */
-  readonly onSeq?: (instance: string, seq: bigint) => void;
+  /** Called with every new sequence number and the scope records (seq-file.ts) it touches, before subscribers hear of it. */
+  readonly onSeq?: (instance: string, seq: bigint, slots: Iterable<number> | 'all') => void;
   readonly heartbeatMs?: number;
 }
 
@@ -48,13 +50,15 @@ interface Subscriber {
   behind: boolean;
 }
 
-const entry = (m: Mapping): MapEntryMsg => ({ host_pid: m.hostPid, start_time: String(m.startTime), selector_values: m.selectors });
+const entry = (m: Mapping): MapEntryMsg => ({ host_pid: m.hostPid, start_time: String(m.startTime), selector_values: m.selectors, scope: m.scope });
 const pendingMsgs = (m: ReadonlyMap<string, number[]>): PendingClaimsMsg[] => [...m].map(([scope, container_pids]) => ({ scope, container_pids }));
 
 export class MapFeed {
   private readonly subscribers = new Set<Subscriber>();
   private last: PidMap;
   private seq = 0n;
+  /** Sequence number of the last change per scope record (seq-file.ts). */
+  private readonly slotSeq = new Map<number, bigint>();
   private busy: string[] = [];
   private timer: NodeJS.Timeout | undefined;
 
@@ -63,10 +67,11 @@ export class MapFeed {
     private readonly o: FeedOptions,
   ) {
     this.last = initial;
-    this.o.onSeq?.(o.instance, this.seq);
   }
 
+  /** Starts the heartbeats, and writes the current sequence number (the sequence file is open by now). */
   start(): void {
+    this.o.onSeq?.(this.o.instance, this.seq, 'all');
     this.timer ??= setInterval(() => this.heartbeat(), this.o.heartbeatMs ?? HEARTBEAT_MS);
     this.timer.unref();
   }
@@ -108,7 +113,15 @@ export class MapFeed {
     this.last = u.map;
     if (u.flight?.busy) this.busy = u.flight.busy;
     this.seq++;
-    this.o.onSeq?.(this.o.instance, this.seq);
+    let slots: number[] | 'all';
+    if (u.scopes.has(ALL_SCOPES)) {
+      slots = 'all';
+      for (let k = ALL_SLOT; k < SEQ_RECORDS; k++) this.slotSeq.set(k, this.seq);
+    } else {
+      slots = [...new Set([...u.scopes].map(slotOf))];
+      for (const k of slots) this.slotSeq.set(k, this.seq);
+    }
+    this.o.onSeq?.(this.o.instance, this.seq, slots);
     if (this.subscribers.size === 0) return;
     const upserts: MapEntryMsg[] = [];
     const removed: number[] = [];
@@ -116,11 +129,12 @@ export class MapFeed {
       if (m) upserts.push(entry(m));
       else removed.push(pid);
     }
-    this.broadcast(this.message(false, upserts, removed, u.flight ? pendingMsgs(u.flight.pending) : []));
+    const touched = slots === 'all' ? [...this.slotSeq.keys()] : slots;
+    this.broadcast(this.message(false, upserts, removed, u.flight ? pendingMsgs(u.flight.pending) : [], touched));
   }
 
   private heartbeat(): void {
-    if (this.subscribers.size > 0) this.broadcast(this.message(false, [], [], []));
+    if (this.subscribers.size > 0) this.broadcast(this.message(false, [], [], [], []));
   }
 
   private broadcast(msg: MapUpdateMsg): void {
@@ -130,7 +144,7 @@ export class MapFeed {
   private sendFull(sub: Subscriber): void {
     const f = this.o.flight();
     this.busy = f.busy;
-    this.send(sub, this.message(true, [...this.last.values()].map(entry), [], pendingMsgs(f.pending)));
+    this.send(sub, this.message(true, [...this.last.values()].map(entry), [], pendingMsgs(f.pending), [...this.slotSeq.keys()]));
   }
 
   private send(sub: Subscriber, msg: MapUpdateMsg): void {
@@ -138,7 +152,7 @@ export class MapFeed {
     if (sub.write(msg) === false) sub.behind = true;
   }
 
-  private message(full: boolean, upserts: MapEntryMsg[], removed: number[], pending: PendingClaimsMsg[]): MapUpdateMsg {
+  private message(full: boolean, upserts: MapEntryMsg[], removed: number[], pending: PendingClaimsMsg[], slots: number[]): MapUpdateMsg {
     return {
       map_version: String(this.last.version),
       full,
@@ -151,6 +165,7 @@ export class MapFeed {
       busy_scopes: this.busy,
       layout: this.o.layout,
       flat_scope: this.o.flatScope,
+      slots: slots.map(slot => ({ slot, seq: String(this.slotSeq.get(slot) ?? 0n) })),
     };
   }
 }

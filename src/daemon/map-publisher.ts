@@ -3,11 +3,19 @@
 // reconciler is its only writer.
 import { PidMap, type Mapping } from '../core/pid-map.js';
 
-const NO_CHANGES: ReadonlyMap<number, Mapping | null> = new Map();
+export interface MapChanges {
+  /** Host PIDs whose mapping changed (null: removed). */
+  readonly changes: ReadonlyMap<number, Mapping | null>;
+  /** Scopes of the mappings added or removed. */
+  readonly scopes: ReadonlySet<string>;
+}
+
+const NO_CHANGES: MapChanges = { changes: new Map(), scopes: new Set() };
 
 export class MapPublisher {
   private readonly live = new Map<number, Mapping>();
   private changes = new Map<number, Mapping | null>();
+  private scopes = new Set<string>();
   private snap: PidMap = PidMap.EMPTY;
 
   get size(): number {
@@ -25,6 +33,7 @@ export class MapPublisher {
   set(m: Mapping): void {
     this.live.set(m.hostPid, m);
     this.changes.set(m.hostPid, m);
+    this.scopes.add(m.scope);
   }
 
   /** Removes the mapping of `pid` if it was made from `markerPath`; returns it. */
@@ -33,6 +42,7 @@ export class MapPublisher {
     if (!m || m.markerPath !== markerPath) return undefined;
     this.live.delete(pid);
     this.changes.set(pid, null);
+    this.scopes.add(m.scope);
     return m;
   }
 
@@ -40,12 +50,14 @@ export class MapPublisher {
     return this.snap;
   }
 
-  /** Publishes a new snapshot if anything changed; returns the changes (null: removed). */
-  publish(): ReadonlyMap<number, Mapping | null> {
+  /** Publishes a new snapshot if anything changed; returns what changed. */
+  publish(): MapChanges {
     if (this.changes.size === 0) return NO_CHANGES;
     const changes = this.changes;
+    const scopes = this.scopes;
     this.changes = new Map();
+    this.scopes = new Set();
     this.snap = this.snap.next(changes, this.live);
-    return changes;
+    return { changes, scopes };
   }
 }

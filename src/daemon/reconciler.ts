@@ -50,6 +50,8 @@ export interface Published {
   /** Host PIDs whose mapping changed (null: removed); empty when only the flight state changed. */
   readonly changes: ReadonlyMap<number, Mapping | null>;
   readonly flight: FlightChanges | undefined;
+  /** Every scope whose state this changes ("*": all of them). */
+  readonly scopes: ReadonlySet<string>;
 }
 
 export interface ReconcilerOptions {
@@ -279,9 +281,10 @@ export class Reconciler {
    */
   inFlight(pid: number): boolean {
     const pf = this.o.procfs;
-    const scope = scopeOfProcess(this.o.layout.kind, this.o.layout.flatScope, () => pf.readCgroup(pid)?.podUid);
+    let scope: string | undefined;
+    const scopeOf = (): string | undefined => (scope = scopeOfProcess(this.o.layout.kind, this.o.layout.flatScope, () => pf.readCgroup(pid)?.podUid));
     let cpid: number | undefined;
-    const may = mayBeInFlight(this.flight, scope, () => {
+    const may = mayBeInFlight(this.flight, scopeOf, () => {
       const ns = pf.readNSpid(pid);
       cpid = ns?.[ns.length - 1];
       return cpid;
@@ -697,10 +700,10 @@ export class Reconciler {
 
   /** Publishes map and flight changes together (one feed message, one sequence number). */
   private publish(): void {
-    const changes = this.map.publish();
+    const { changes, scopes } = this.map.publish();
     const flight = this.flight.takeChanges();
     if (changes.size === 0 && flight === undefined) return;
-    const u: Published = { map: this.map.snapshot(), changes, flight };
+    const u: Published = { map: this.map.snapshot(), changes, flight, scopes: new Set([...scopes, ...(flight?.touched ?? [])]) };
     for (const l of this.publishListeners) l(u);
   }
 
@@ -708,7 +711,7 @@ export class Reconciler {
   private publishFlight(): void {
     const flight = this.flight.takeChanges();
     if (flight === undefined) return;
-    const u: Published = { map: this.map.snapshot(), changes: new Map(), flight };
+    const u: Published = { map: this.map.snapshot(), changes: new Map(), flight, scopes: flight.touched };
     for (const l of this.publishListeners) l(u);
   }
 

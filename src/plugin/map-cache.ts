@@ -27,11 +27,12 @@ import { mayBeInFlight, scopeOfProcess, type FlightState } from '../core/in-flig
 import { parseCgroup, parseNSpid, parseNsLink, parseStatStartTime } from '../core/procparse.js';
 import type { MapUpdateMsg } from '../pidmapper-wire.js';
 import { readSmall } from '../proc-file.js';
-import type { SeqReader } from '../seq-file.js';
+import { ALL_SLOT, slotOf, type SeqReader } from '../seq-file.js';
 
 interface Entry {
   startTime: string;
   selectors: readonly string[];
+  scope: string;
 }
 
 export type WatchFn = () => grpc.ClientReadableStream<MapUpdateMsg>;
@@ -81,6 +82,8 @@ export class MapCache implements FlightState {
   private flatScope = '';
   private instance = '';
   private seq = -1n;
+  /** Sequence number of the last change the copy has per scope record (seq-file.ts). */
+  private readonly slotSeq = new Map<number, bigint>();
   private synced = false;
   private disabled = false;
   private closed = false;
@@ -128,25 +131,43 @@ export class MapCache implements FlightState {
    */
   lookup(pid: number, maxAgeMs: number): Verdict {
     if (!this.synced || this.now() - this.lastHeard > maxAgeMs) return ASK;
-    const d = this.seqFile.read();
+    const d = this.seqFile.read(0);
     if (d === undefined || d.instance !== this.instance) {
       this.seqFile.reopen(); // a restarted daemon recreates the file
       return ASK;
     }
-    if (d.seq > this.seq) return { kind: 'lagging', seq: d.seq };
     const e = this.entries.get(pid);
+    let scope: string | undefined;
+    let scopeRead = false;
+    const scopeOfPid = (): string | undefined => {
+      if (!scopeRead) {
+        scopeRead = true;
+        scope = e?.scope ?? scopeOfProcess(this.layout, this.flatScope, () => {
+          const t = read(`${this.procDir}/${pid}/cgroup`);
+          return t === undefined ? undefined : parseCgroup(t).podUid;
+        });
+      }
+      return scope;
+    };
+    if (d.seq > this.seq) {
+      // The daemon changed something the copy has not seen yet. Was it in this
+      // PID's scope? (Only then must the answer wait; other pods' churn must not
+      // hold this one up.) A PID of no scope depends on changes to all scopes only.
+      const s = scopeOfPid();
+      const k = s === undefined ? ALL_SLOT : slotOf(s);
+      const r = this.seqFile.read(k);
+      if (r === undefined || r.instance !== this.instance) return ASK;
+      if (r.seq > (this.slotSeq.get(k) ?? 0n)) return { kind: 'lagging', seq: r.seq };
+    }
     if (e) return readStartTime(pid, this.procDir) === e.startTime ? { kind: 'answer', values: e.selectors } : ASK;
-    const scope = scopeOfProcess(this.layout, this.flatScope, () => {
-      const t = read(`${this.procDir}/${pid}/cgroup`);
-      return t === undefined ? undefined : parseCgroup(t).podUid;
-    });
-    const inFlight = mayBeInFlight(this, scope, () => {
+    const inFlight = mayBeInFlight(this, scopeOfPid, () => {
       const t = read(`${this.procDir}/${pid}/status`);
       const ns = t === undefined ? undefined : parseNSpid(t);
       return ns?.[ns.length - 1];
     });
     return inFlight ? ASK : EMPTY;
   }
+
 
   /** Resolves true once the copy has reached sequence `seq`, false after `ms`. */
   waitFor(seq: bigint, ms: number): Promise<boolean> {
@@ -200,7 +221,7 @@ export class MapCache implements FlightState {
       return;
     }
     for (const id of u.removed) this.entries.delete(id);
-    for (const e of u.upserts) this.entries.set(e.host_pid, { startTime: e.start_time, selectors: Object.freeze([...e.selector_values]) });
+    for (const e of u.upserts) this.entries.set(e.host_pid, { startTime: e.start_time, selectors: Object.freeze([...e.selector_values]), scope: e.scope });
     for (const p of u.pending) {
       if (p.container_pids.length === 0) this.pending.delete(p.scope);
       else this.pending.set(p.scope, new Set(p.container_pids));
@@ -209,6 +230,7 @@ export class MapCache implements FlightState {
     for (const s of u.busy_scopes) this.busy.add(s);
     this.version = u.map_version;
     this.seq = BigInt(u.seq || '0');
+    for (const sl of u.slots) this.slotSeq.set(sl.slot, BigInt(sl.seq));
     if (this.waiters.length > 0) {
       const ready = this.waiters.filter(w => w.seq <= this.seq);
       this.waiters = this.waiters.filter(w => w.seq > this.seq);
@@ -218,6 +240,7 @@ export class MapCache implements FlightState {
 
   private drop(): void {
     this.synced = false;
+    this.slotSeq.clear();
     this.entries = new Map();
     this.pending.clear();
     this.busy.clear();

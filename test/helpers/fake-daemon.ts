@@ -69,6 +69,7 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
     busy_scopes: [],
     layout: 'kubelet',
     flat_scope: '',
+    slots: [],
   });
   const beat = setInterval(() => {
     if (!fake.muted) for (const c of streams) c.write(msg(false, [], []));
@@ -84,7 +85,7 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
     push(u) {
       version++;
       seq++;
-      seqFile.write(instance, seq);
+      seqFile.write(instance, seq, 'all');
       for (const c of streams) c.write(msg(false, u.upserts ?? [], u.removed ?? []));
     },
     get watchers() {
@@ -112,7 +113,7 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
             call.on('close', () => streams.delete(call));
             const upserts = Object.entries(fake.selectors).flatMap(([pid, selector_values]) => {
               const st = startTimeOf(Number(pid));
-              return st === undefined ? [] : [{ host_pid: Number(pid), start_time: st, selector_values }];
+              return st === undefined ? [] : [{ host_pid: Number(pid), start_time: st, selector_values, scope: '' }];
             });
             call.write(msg(true, upserts, []));
           },
@@ -129,7 +130,7 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
   rmSync(socketPath, { force: true });
   if (opts.feed) {
     seqFile.open(0o600);
-    seqFile.write(instance, seq);
+    seqFile.write(instance, seq, 'all');
   }
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), err => (err ? reject(err) : resolve())),

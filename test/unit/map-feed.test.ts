@@ -8,6 +8,7 @@ import { PidMap, type Mapping } from '../../src/core/pid-map.js';
 import { MapFeed, type FeedOptions, type MapUpdateMsg } from '../../src/daemon/map-feed.js';
 import type { Published } from '../../src/daemon/reconciler.js';
 import { MapCache } from '../../src/plugin/map-cache.js';
+import { ALL_SLOT, slotOf } from '../../src/seq-file.js';
 
 function mapping(hostPid: number, startTime: number, role: string): Mapping {
   return Object.freeze({
@@ -54,7 +55,7 @@ describe('PidMap snapshots', () => {
 
 /** A published update as the reconciler makes it. */
 function update(map: PidMap, changed: number[], flight?: Published['flight']): Published {
-  return { map, changes: new Map(changed.map(pid => [pid, map.get(pid) ?? null])), flight };
+  return { map, changes: new Map(changed.map(pid => [pid, map.get(pid) ?? null])), flight, scopes: new Set(['flat:/ctx', ...(flight?.touched ?? [])]) };
 }
 
 function newFeed(map: PidMap, extra: Partial<FeedOptions> = {}): { feed: MapFeed; seqs: bigint[] } {
@@ -76,6 +77,7 @@ describe('MapFeed', () => {
     const a = mapping(10, 100, 'a');
     const b = mapping(11, 110, 'b');
     const { feed, seqs } = newFeed(new PidMap(1, new Map([[10, a]])));
+    feed.start(); // writes the current sequence number (0) to the sequence file
     const got: MapUpdateMsg[] = [];
     const sub = feed.subscribe(u => {
       got.push(u);
@@ -91,13 +93,13 @@ describe('MapFeed', () => {
       pending: [{ scope: 'pod:p1', container_pids: [7] }],
       busy_scopes: ['pod:p2'],
     });
-    expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'] }]);
+    expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'], scope: 'flat:/ctx' }]);
 
     feed.publish(update(new PidMap(2, new Map([[10, a], [11, b]])), [11]));
     expect(got[1]).toMatchObject({ full: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [], seq: '1', pending: [], busy_scopes: ['pod:p2'] });
 
     const a2 = mapping(10, 105, 'a2'); // same PID, another mapping object
-    feed.publish(update(new PidMap(3, new Map([[10, a2]])), [10, 11], { pending: new Map([['pod:p1', []]]), busy: [] }));
+    feed.publish(update(new PidMap(3, new Map([[10, a2]])), [10, 11], { pending: new Map([['pod:p1', []]]), busy: [], touched: new Set(['pod:p1', 'pod:p2']) }));
     expect(got[2]).toMatchObject({ upserts: [{ host_pid: 10, start_time: '105' }], removed: [11], seq: '2', pending: [{ scope: 'pod:p1', container_pids: [] }], busy_scopes: [] });
     expect(seqs).toEqual([0n, 1n, 2n]);
 
@@ -106,6 +108,7 @@ describe('MapFeed', () => {
     expect(got).toHaveLength(3);
     expect(feed.size).toBe(0);
     expect(seqs).toEqual([0n, 1n, 2n, 3n]); // the sequence moves whether or not anyone listens
+    void feed.close();
   });
 
   it('sends a heartbeat (an empty delta with the current sequence number) to every subscriber', async () => {
@@ -197,17 +200,20 @@ describe('MapCache (plugin)', () => {
     busy_scopes: [],
     layout: 'kubelet',
     flat_scope: '',
+    slots: [],
     ...o,
   });
   const full = (entries: [number, number, string][], o: Partial<MapUpdateMsg> = {}): MapUpdateMsg =>
-    msg({ full: true, upserts: entries.map(([host_pid, st, role]) => ({ host_pid, start_time: String(st), selector_values: [`process-role:${role}`] })), ...o });
+    msg({ full: true, upserts: entries.map(([host_pid, st, role]) => ({ host_pid, start_time: String(st), selector_values: [`process-role:${role}`], scope: `pod:${POD}` })), ...o });
 
-  /** The daemon's sequence file, as the test sets it. */
+  /** The daemon's sequence file, as the test sets it: the overall record, and per-slot ones when set. */
   class FakeSeq {
     current: { instance: string; seq: bigint } | undefined = { instance: 'i1', seq: 1n };
+    readonly slots = new Map<number, bigint>();
     reopened = 0;
-    read(): { instance: string; seq: bigint } | undefined {
-      return this.current;
+    read(slot = 0): { instance: string; seq: bigint } | undefined {
+      const s = this.slots.get(slot);
+      return s === undefined || this.current === undefined ? this.current : { instance: this.current.instance, seq: s };
     }
     reopen(): void {
       this.reopened++;
@@ -277,6 +283,26 @@ describe('MapCache (plugin)', () => {
     expect(seq.reopened).toBe(1);
     seq.current = undefined; // no sequence file: ask
     expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' });
+    cache.close();
+  });
+
+  it('does not wait for changes to other pods: only a change to the PID\'s own scope (or to all scopes) makes its answer wait', () => {
+    const OTHER = 'ffffffff-0000-1111-2222-333333333333';
+    const { cache, streams, seq } = cacheWith(procDir({ 42: [500, POD], 50: [1, POD, 7], 60: [1, OTHER, 7], 61: [1, null] }));
+    streams[0]!.emit('data', full([[42, 500, 'a']], { seq: '10', slots: [{ slot: slotOf(`pod:${POD}`), seq: '10' }] }));
+    // The daemon moved on to 12 for the other pod only: records overall=12, other pod's slot=12, ours still 10.
+    seq.current = { instance: 'i1', seq: 12n };
+    seq.slots.set(slotOf(`pod:${POD}`), 10n);
+    seq.slots.set(slotOf(`pod:${OTHER}`), 12n);
+    seq.slots.set(ALL_SLOT, 0n);
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'answer', values: ['process-role:a'] }); // mapped, our pod current
+    expect(cache.lookup(50, 60_000)).toEqual({ kind: 'answer', values: [] }); // unknown, our pod current
+    expect(cache.lookup(61, 60_000)).toEqual({ kind: 'answer', values: [] }); // a host process: only all-scope changes matter
+    expect(cache.lookup(60, 60_000)).toEqual({ kind: 'lagging', seq: 12n }); // the other pod's own PID waits
+    seq.slots.set(slotOf(`pod:${POD}`), 12n); // now our pod changed too
+    expect(cache.lookup(42, 60_000)).toEqual({ kind: 'lagging', seq: 12n });
+    seq.slots.set(ALL_SLOT, 12n); // and a change to all scopes
+    expect(cache.lookup(61, 60_000)).toEqual({ kind: 'lagging', seq: 12n });
     cache.close();
   });
 

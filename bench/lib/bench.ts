@@ -1,0 +1,126 @@
+// Shared by the benchmark scenarios: reporting (every figure printed, and kept
+// for bench/results.json), statistics, process measurements, and Attest runs
+// through the go-plugin host. Nothing here asserts a time.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO } from '../../test/helpers/build.js';
+import type { DaemonProcess } from '../../test/helpers/daemon.js';
+import { runHost, type BuiltHost, type HostRun } from '../../test/helpers/go-host.js';
+
+const results: Record<string, unknown> = {};
+const lines: string[] = [];
+
+export function report(name: string, figures: Record<string, unknown>): void {
+  results[name] = figures;
+  const text = `${name}: ${Object.entries(figures)
+    .map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v * 1000) / 1000 : JSON.stringify(v)}`)
+    .join('  ')}`;
+  lines.push(text);
+  console.log(text);
+}
+
+/** Writes bench/results.json (merged with what other bench files wrote) and prints the summary. */
+export function writeResults(): void {
+  const file = path.join(REPO, 'bench', 'results.json');
+  let old: Record<string, unknown> = {};
+  try {
+    old = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    /* first run */
+  }
+  fs.writeFileSync(file, `${JSON.stringify({ ...old, ...results }, null, 2)}\n`);
+  console.log(`\n=== benchmark summary ===\n${lines.join('\n')}\n(bench/results.json)`);
+}
+
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+export const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil(p * s.length) - 1)] ?? NaN;
+};
+export const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
+
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** CPU use of `pid` (share of one core) over consecutive windows of `windowMs`. */
+export async function cpuWindows(pid: number, windows: number, windowMs = 1000): Promise<number[]> {
+  const out: number[] = [];
+  let last = cpuSeconds(pid);
+  let at = performance.now();
+  for (let i = 0; i < windows; i++) {
+    await sleep(windowMs);
+    const now = cpuSeconds(pid);
+    const t = performance.now();
+    out.push((now - last) / ((t - at) / 1000));
+    last = now;
+    at = t;
+  }
+  return out;
+}
+
+export interface AttestFigures {
+  p50_ms: number;
+  p99_ms: number;
+  p999_ms: number;
+  max_ms: number;
+  throughput_rps: number;
+  errors: number;
+  /** The plugin's event-loop delay, from its last log line. */
+  plugin_loop_max_ms?: number;
+}
+
+/**
+ * Attest `pids` (in turn) through the go-plugin host for `seconds` at `concurrency`,
+ * with our plugin or `command` (the do-nothing baseline).
+ */
+export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: number[], concurrency: number, seconds: number, command?: string[]): Promise<AttestFigures> {
+  const r: HostRun = await runHost(host, {
+    config: `daemon_socket = "${daemon.socket}"\n\nattest_timeout = "2s"`,
+    pids,
+    concurrency,
+    duration: `${seconds}s`,
+    logLevel: 'info',
+    timeoutMs: (seconds + 60) * 1000,
+    ...(command ? { command } : {}),
+  });
+  const b = r.events('bench')[0] as Record<string, number> | undefined;
+  if (!b) throw new Error(`no bench result: ${r.stderr.slice(-2000)}`);
+  const stopped = r.pluginLogLines().find(l => l['@message'] === 'plugin stopped' || l['msg'] === 'plugin stopped');
+  const loop = stopped?.['event_loop_delay_max_ms'] as number | undefined;
+  return {
+    p50_ms: b['p50_ms'] as number,
+    p99_ms: b['p99_ms'] as number,
+    p999_ms: b['p999_ms'] as number,
+    max_ms: b['max_ms'] as number,
+    throughput_rps: b['throughput_rps'] as number,
+    errors: b['errors'] as number,
+    ...(loop !== undefined ? { plugin_loop_max_ms: loop } : {}),
+  };
+}
+
+/** Our figures against the baseline's, with the two ratios the targets are about. */
+export function versus(ours: AttestFigures, base: AttestFigures): Record<string, number> {
+  return {
+    p50_ms: ours.p50_ms,
+    p99_ms: ours.p99_ms,
+    max_ms: ours.max_ms,
+    rps: ours.throughput_rps,
+    errors: ours.errors,
+    base_p50_ms: base.p50_ms,
+    base_p99_ms: base.p99_ms,
+    base_rps: base.throughput_rps,
+    p99_ratio: ours.p99_ms / base.p99_ms,
+    rps_ratio: ours.throughput_rps / base.throughput_rps,
+  };
+}
+
+export const NOOP_PLUGIN = (): string[] => [process.execPath, path.join(REPO, 'bench', 'noop-plugin.mjs')];

@@ -1,0 +1,95 @@
+// Issue 12, target 3: scale under churn. 11,000 mapped, ~200 process starts a
+// second (host and pods), role processes starting and exiting with their
+// markers, and 32 callers mixing mapped and unknown PIDs through the go-plugin
+// host; against the same mix at 1,000 mapped on a quiet node, same run. The
+// daemon's and the plugin's event-loop delays are measured over the run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import type { TestPod } from '../../test/helpers/pod.js';
+import { attestRun, report, type AttestFigures } from '../lib/bench.js';
+import { ATTEST_SECONDS, sleepersIn, type BenchNode } from '../lib/node.js';
+import { mappedSample } from './classic.js';
+
+interface LoopStatus {
+  event_loop_delay: { p50_ms: number; p99_ms: number; max_ms: number };
+}
+
+let quiet: AttestFigures | undefined;
+let unknownPids: number[] = [];
+const hostSleepers: ChildProcess[] = [];
+
+async function mixedPids(n: BenchNode): Promise<number[]> {
+  if (unknownPids.length === 0) {
+    for (const [h] of await sleepersIn(n.pods[2]!, 25)) unknownPids.push(h);
+    for (let i = 0; i < 25; i++) hostSleepers.push(spawn('sleep', ['100000'], { stdio: 'ignore' }));
+    unknownPids = [...unknownPids, ...hostSleepers.map(c => c.pid as number)];
+  }
+  const mapped = await mappedSample(n);
+  const out: number[] = [];
+  // Two mapped for one unknown, interleaved.
+  for (let i = 0; i < mapped.length; i++) {
+    out.push(mapped[i]!);
+    if (i % 2 === 1) out.push(unknownPids[(i >> 1) % unknownPids.length]!);
+  }
+  return out;
+}
+
+/** The quiet baseline: the mix at 1,000 mapped, nothing else going on. */
+export async function quietMix(n: BenchNode): Promise<void> {
+  const pids = await mixedPids(n);
+  await n.daemon.get('/debug/status?reset_loop_delay=1');
+  quiet = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS);
+  const s = await n.daemon.get<LoopStatus>('/debug/status');
+  report('7q.quiet_mix_c32', { p50_ms: quiet.p50_ms, p99_ms: quiet.p99_ms, rps: quiet.throughput_rps, daemon_loop_max_ms: s.event_loop_delay.max_ms, plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN });
+}
+
+function churnIn(pod: TestPod, script: string): Promise<{ stop(): void }> {
+  return pod.exec(script).then(p => ({ stop: () => p.handle.kill('SIGKILL') }));
+}
+
+export async function churn(n: BenchNode): Promise<void> {
+  const pids = await mixedPids(n);
+  const mapped = (await n.daemon.get<{ mapped: number }>('/debug/status')).mapped;
+  // ~200 starts a second: short-lived processes in two pods and on the host.
+  const loops = [
+    await churnIn(n.pods[3]!, 'while :; do sleep 0.3 & sleep 0.012; done'),
+    await churnIn(n.pods[4]!, 'while :; do sleep 0.3 & sleep 0.012; done'),
+  ];
+  const host = spawn('sh', ['-c', 'while :; do sleep 0.3 & sleep 0.025; done'], { stdio: 'ignore', detached: true });
+  // Marker churn: role processes that write their marker, live a second, exit; role names cycle.
+  const json = `{"agent_name":"bench","tenant":"t","process_role":"churn%s","container_pid":%s}`;
+  const roleLoop = `i=0; while :; do i=$((i+1)); r=$((i % 50)); sh -c "printf '${json}' $r \\$\\$ > /tmp/hexr-context/.c$r.tmp && mv /tmp/hexr-context/.c$r.tmp /tmp/hexr-context/churn$r.json && exec sleep 1" & sleep 0.05; done`;
+  loops.push(await churnIn(n.pods[5]!, roleLoop));
+  try {
+    await new Promise(r => setTimeout(r, 2000));
+    const starts0 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+    await n.daemon.get('/debug/status?reset_loop_delay=1');
+    const t0 = performance.now();
+    const ours = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS * 2);
+    const secs = (performance.now() - t0) / 1000;
+    const starts1 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+    const s = await n.daemon.get<LoopStatus>('/debug/status');
+    report('7.churn_mix_c32', {
+      mapped,
+      process_starts_per_s: (starts1 - starts0) / secs,
+      p50_ms: ours.p50_ms,
+      p99_ms: ours.p99_ms,
+      max_ms: ours.max_ms,
+      rps: ours.throughput_rps,
+      errors: ours.errors,
+      quiet_p99_ms: quiet?.p99_ms ?? NaN,
+      p99_ratio: ours.p99_ms / (quiet?.p99_ms ?? NaN),
+      daemon_loop_p99_ms: s.event_loop_delay.p99_ms,
+      daemon_loop_max_ms: s.event_loop_delay.max_ms,
+      plugin_loop_max_ms: ours.plugin_loop_max_ms ?? NaN,
+    });
+  } finally {
+    for (const l of loops) l.stop();
+    try {
+      process.kill(-(host.pid as number), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    for (const c of hostSleepers) c.kill('SIGKILL');
+  }
+}
