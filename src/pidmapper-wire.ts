@@ -33,6 +33,7 @@ export interface MapUpdateMsg {
   layout: string;
   flat_scope: string;
   slots: SlotSeqMsg[];
+  more: boolean;
 }
 
 export interface AttestRequestMsg {

@@ -51,8 +51,14 @@ export interface Candidate {
 /** The mapping rules' verdict for one claim: processes that pass, and why others fail. */
 export interface Evaluation {
   readonly passing: readonly Candidate[];
+  /** Why some of the others fail (at most MAX_FAILURES_SHOWN of them, kept for the reason). */
   readonly failures: readonly string[];
+  /** How many more failed than `failures` says. */
+  readonly moreFailures?: number;
 }
+
+/** Failures a reason names; the rest are counted. */
+export const MAX_FAILURES_SHOWN = 8;
 
 interface ObservationBase {
   readonly path: string;
@@ -472,7 +478,8 @@ export class DecisionCore {
     if (ev.passing.length > 1) {
       return { state: 'conflict', reason: `ambiguous: host PIDs ${ev.passing.map(p => p.pid).join(', ')} all match`, hostPid: undefined, retry: true };
     }
-    const shown = ev.failures.slice(0, 8).join('; ') + (ev.failures.length > 8 ? `; and ${ev.failures.length - 8} more` : '');
+    const more = Math.max(0, ev.failures.length - MAX_FAILURES_SHOWN) + (ev.moreFailures ?? 0);
+    const shown = ev.failures.slice(0, MAX_FAILURES_SHOWN).join('; ') + (more > 0 ? `; and ${more} more` : '');
     return { state: 'pending', reason: `no matching process: ${ev.failures.length === 0 ? 'none has its container PID' : shown}`, hostPid: undefined, retry: true };
   }
 
@@ -553,6 +560,7 @@ export class DecisionCore {
 
   private bind(c: Claim, cand: Candidate, restored: boolean): void {
     c.binding = { cand, suspended: false };
+    c.evaluation = undefined; // a binding needs no verdict; keep no failure texts for thousands of them
     this.setWant(c, []);
     this.hold(c);
     this.out.bound.push({ path: c.path, cand, restored });

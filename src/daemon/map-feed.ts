@@ -8,6 +8,12 @@
 // before the message is sent (seq-file.ts): a plugin that reads a number its
 // copy has not reached yet knows its copy lags, and waits for it.
 //
+// The whole state goes out in parts of FULL_PART entries, one per event-loop
+// turn (11,000 mappings make 3 MB of protobuf: one message would block the
+// daemon for a tenth of a second to encode, the plugin as long to decode);
+// the last part is followed by what changed meanwhile, and only then is the
+// copy complete.
+//
 // Backpressure: a subscriber whose stream does not take a message (write()
 // returns false) gets nothing more until it drains; then it gets the whole
 // state again, which replaces its copy. Memory per slow subscriber is
@@ -22,6 +28,8 @@ export type { MapEntryMsg, MapUpdateMsg } from '../pidmapper-wire.js';
 
 /** The daemon sends something on every WatchMap stream at least this often. */
 export const HEARTBEAT_MS = 500;
+/** Entries per part of the whole state. */
+export const FULL_PART = 500;
 
 /** Writes one message; false means "buffer full, wait for drain". */
 export type FeedWrite = (u: MapUpdateMsg) => boolean | void;
@@ -48,6 +56,8 @@ export interface FeedOptions {
 interface Subscriber {
   readonly write: FeedWrite;
   behind: boolean;
+  /** Still receiving the parts of the whole state: deltas wait (the closing part covers them). */
+  syncing: boolean;
 }
 
 const entry = (m: Mapping): MapEntryMsg => ({ host_pid: m.hostPid, start_time: String(m.startTime), selector_values: m.selectors, scope: m.scope });
@@ -84,7 +94,7 @@ export class MapFeed {
 
   /** Sends the whole current state, then every delta. */
   subscribe(write: FeedWrite): FeedSubscription {
-    const sub: Subscriber = { write, behind: false };
+    const sub: Subscriber = { write, behind: false, syncing: false };
     this.subscribers.add(sub);
     this.sendFull(sub);
     return {
@@ -141,14 +151,42 @@ export class MapFeed {
     for (const s of this.subscribers) this.send(s, msg);
   }
 
+  /** The whole state, in parts, one per event-loop turn, then what changed meanwhile. */
   private sendFull(sub: Subscriber): void {
+    sub.syncing = true;
+    const snap = this.last;
+    const entries = [...snap.values()];
     const f = this.o.flight();
     this.busy = f.busy;
-    this.send(sub, this.message(true, [...this.last.values()].map(entry), [], pendingMsgs(f.pending), [...this.slotSeq.keys()]));
+    let next = 0;
+    const part = (): void => {
+      if (!this.subscribers.has(sub) || sub.behind) return; // closed, or full: drained() starts again
+      const first = next === 0;
+      const chunk = entries.slice(next, next + FULL_PART);
+      next += FULL_PART;
+      this.send(sub, { ...this.message(first, chunk.map(entry), [], first ? pendingMsgs(f.pending) : [], []), more: true }, true);
+      if (next < entries.length) {
+        setImmediate(part);
+        return;
+      }
+      // Closing: what changed since the snapshot, the flight state and sequence numbers of now.
+      const upserts: MapEntryMsg[] = [];
+      const removed: number[] = [];
+      if (this.last !== snap) {
+        for (const m of this.last.values()) if (snap.get(m.hostPid) !== m) upserts.push(entry(m));
+        for (const m of snap.values()) if (!this.last.get(m.hostPid)) removed.push(m.hostPid);
+      }
+      const now = this.o.flight();
+      const pending = pendingMsgs(now.pending);
+      for (const scope of f.pending.keys()) if (!now.pending.has(scope)) pending.push({ scope, container_pids: [] });
+      sub.syncing = false;
+      this.send(sub, this.message(false, upserts, removed, pending, [...this.slotSeq.keys()]));
+    };
+    part();
   }
 
-  private send(sub: Subscriber, msg: MapUpdateMsg): void {
-    if (sub.behind) return;
+  private send(sub: Subscriber, msg: MapUpdateMsg, syncPart = false): void {
+    if (sub.behind || (sub.syncing && !syncPart)) return;
     if (sub.write(msg) === false) sub.behind = true;
   }
 
@@ -166,6 +204,7 @@ export class MapFeed {
       layout: this.o.layout,
       flat_scope: this.o.flatScope,
       slots: slots.map(slot => ({ slot, seq: String(this.slotSeq.get(slot) ?? 0n) })),
+      more: false,
     };
   }
 }

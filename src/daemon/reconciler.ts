@@ -408,7 +408,7 @@ export class Reconciler {
     const taken = this.events.take();
     this.noteThrottled();
     const eventScopes = new Set(taken.scopes);
-    const dirs = [...this.eventDirs, ...this.resyncDirs];
+    const dirs: [string, boolean][] = [...[...this.eventDirs].map(d => [d, true] as [string, boolean]), ...[...this.resyncDirs].map(d => [d, false] as [string, boolean])];
     for (const d of this.eventDirs) eventScopes.add(this.o.layout.scopeOf(d));
     this.eventDirs.clear();
     this.resyncDirs.clear();
@@ -428,8 +428,8 @@ export class Reconciler {
     this.table.refresh();
     const fds = new Map<string, number | null>();
     try {
-      for (const d of dirs) for (const f of this.scanDir(d, fds)) wanted.add(f);
-      const ordered = wanted.size > 64 ? this.byAge(wanted, fds) : [...wanted];
+      for (const [d, withKnown] of dirs) for (const f of this.scanDir(d, fds, withKnown)) wanted.add(f);
+      const ordered = this.byAge(wanted, fds);
       let slice = performance.now();
       for (let i = 0; i < ordered.length; i++) {
         this.reconcileFile(ordered[i] as string, fds);
@@ -451,12 +451,19 @@ export class Reconciler {
   }
 
   /**
-   * Orders a large batch by ctime, oldest first: a batch that publishes as it
+   * Orders a large batch: files the core already knows first (their age is
+   * known), then new ones by ctime, oldest first: a batch that publishes as it
    * goes must never let a younger new claim be decided before an older one.
    */
   private byAge(paths: Set<string>, fds: Map<string, number | null>): string[] {
+    if (paths.size <= 64) return [...paths];
+    const known: string[] = [];
     const keyed: [bigint, string][] = [];
     for (const p of paths) {
+      if (this.records.get(p)) {
+        known.push(p);
+        continue;
+      }
       let ns = -1n;
       const c = this.o.layout.classify(p);
       const fd = c?.name !== undefined ? this.dirFd(this.internDir(c.dir), fds) : null;
@@ -470,7 +477,7 @@ export class Reconciler {
       keyed.push([ns, p]);
     }
     keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return keyed.map(k => k[1]);
+    return [...known, ...keyed.map(k => k[1])];
   }
 
   private noteThrottled(): void {
@@ -504,21 +511,24 @@ export class Reconciler {
   }
 
   /**
-   * Lists the marker files of a dir (or of every context dir below a path):
-   * the known ones and new ones within the pod's budget; queues records of
-   * vanished ones.
+   * Lists a dir (or every context dir below a path) for what the records do not
+   * know: new marker files (within the pod's budget) and records whose file is
+   * gone; known files too with `withKnown` (after lost events: a flood, an
+   * overflowed queue, a directory replaced). A resync queues known files on
+   * its own, in chunks.
    */
-  private scanDir(p: string, fds: Map<string, number | null>): string[] {
+  private scanDir(p: string, fds: Map<string, number | null>, withKnown: boolean): string[] {
     const c = this.o.layout.classify(p);
     const dirs = c ? [c.dir] : this.o.layout.contextDirs().filter(d => d.path === p || d.path.startsWith(p.endsWith('/') ? p : `${p}/`));
     const out: string[] = [];
     if (!c && p !== this.o.layout.watchRoot) {
       // A pod directory appeared or vanished: look again at records under it.
-      for (const r of this.records.values()) if (r.path.startsWith(`${p}/`)) out.push(r.path);
+      for (const f of this.records.under(p)) out.push(f);
     }
     for (const d of dirs) {
       const dir = this.internDir(d);
       const fd = this.dirFd(dir, fds);
+      const known = this.records.inDir(dir.path);
       const present = new Set<string>();
       this.dirScans++;
       let room = this.o.podMarkerLimit - this.records.countIn(dir.scope);
@@ -527,20 +537,23 @@ export class Reconciler {
         for (const ent of listDir(fd)) {
           if (!isMarkerName(ent.name)) continue;
           const f = path.join(dir.path, ent.name);
-          present.add(f);
-          if (!this.records.get(f)) {
-            if (room <= 0) {
-              over++;
-              continue;
-            }
-            room--;
+          if (known.has(f)) {
+            present.add(f);
+            if (withKnown) out.push(f);
+            continue;
           }
+          if (room <= 0) {
+            over++;
+            continue;
+          }
+          room--;
           if (ent.valid) out.push(f);
-          else this.observe(this.records.get(f) ?? this.records.add(f, ent.name, dir), { kind: 'unidentified', path: f, reason: 'bad-name: file name is not valid UTF-8' });
+          else this.observe(this.records.add(f, ent.name, dir), { kind: 'unidentified', path: f, reason: 'bad-name: file name is not valid UTF-8' });
+          present.add(f);
         }
       }
       this.setOverBudget(dir.path, over);
-      for (const r of this.records.values()) if (r.dir.path === dir.path && !present.has(r.path)) out.push(r.path);
+      for (const f of known) if (!present.has(f)) out.push(f);
     }
     return out;
   }

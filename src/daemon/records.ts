@@ -46,9 +46,13 @@ export interface MarkerView {
   readonly changed_at: string | null;
 }
 
+const EMPTY: ReadonlySet<string> = new Set();
+
 export class MarkerRecords {
   private readonly byPath = new Map<string, MarkerRecord>();
   private readonly perScope = new Map<string, number>();
+  /** Context directory path -> paths of its records. */
+  private readonly byDir = new Map<string, Set<string>>();
   readonly stateCounts: Record<MarkerState, number> = { mapped: 0, pending: 0, conflict: 0, rejected: 0, stale: 0 };
   /** Paths worth re-reading at every pending retry. */
   readonly retry = new Set<string>();
@@ -68,6 +72,16 @@ export class MarkerRecords {
 
   values(): IterableIterator<MarkerRecord> {
     return this.byPath.values();
+  }
+
+  /** Paths of the records of one context directory. */
+  inDir(dirPath: string): ReadonlySet<string> {
+    return this.byDir.get(dirPath) ?? EMPTY;
+  }
+
+  /** Paths of the records of every context directory below `prefix/`. */
+  *under(prefix: string): IterableIterator<string> {
+    for (const [d, paths] of this.byDir) if (d.startsWith(`${prefix}/`)) yield* paths;
   }
 
   /** Records of a scope (the per-pod marker budget counts them). */
@@ -95,6 +109,9 @@ export class MarkerRecords {
     this.byPath.set(path, r);
     this.stateCounts.pending++;
     this.perScope.set(dir.scope, this.countIn(dir.scope) + 1);
+    let d = this.byDir.get(dir.path);
+    if (!d) this.byDir.set(dir.path, (d = new Set()));
+    d.add(path);
     return r;
   }
 
@@ -102,6 +119,9 @@ export class MarkerRecords {
     const r = this.byPath.get(path);
     if (!r) return undefined;
     this.byPath.delete(path);
+    const d = this.byDir.get(r.dir.path);
+    d?.delete(path);
+    if (d?.size === 0) this.byDir.delete(r.dir.path);
     this.stateCounts[r.state]--;
     const n = this.countIn(r.dir.scope) - 1;
     if (n > 0) this.perScope.set(r.dir.scope, n);

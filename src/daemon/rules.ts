@@ -12,7 +12,7 @@
 // /proc/H/stat), which also pins a binding to this process and no later one
 // with the same PID number. A process that started after the marker version
 // was written cannot be its writer.
-import type { Candidate, Evaluation } from '../core/decision.js';
+import { MAX_FAILURES_SHOWN, type Candidate, type Evaluation } from '../core/decision.js';
 import type { Marker } from '../core/marker.js';
 import type { ContextDir } from './layout.js';
 import { TICK_NS, type Procfs } from './procfs.js';
@@ -67,23 +67,32 @@ export function checkCandidate(ctx: RuleContext, f: ClaimFacts, cand: ProcCandid
 /** Every process whose innermost PID is the marker's container PID, checked against the rules. */
 export function evaluateClaim(ctx: RuleContext, f: ClaimFacts): Evaluation {
   const failures: string[] = [];
+  let moreFailures = 0;
+  // Only the first few failures become text (a reason names MAX_FAILURES_SHOWN):
+  // container PIDs repeat across pods, and thousands of claims would each keep
+  // dozens of "other pod" texts otherwise.
+  const fail = (text: () => string): void => {
+    if (failures.length < MAX_FAILURES_SHOWN) failures.push(text());
+    else moreFailures++;
+  };
   const passing: Candidate[] = [];
   for (let attempt = 0; attempt < 2; attempt++) {
     failures.length = 0;
+    moreFailures = 0;
     passing.length = 0;
     const otherPods: [number, string | null][] = [];
     const cands = ctx.table.candidates(f.marker.container_pid, f.dir.podUid, otherPods);
-    for (const [pid, pod] of otherPods) failures.push(`host PID ${pid}: pod ${pod ?? 'none'} is not the marker's pod ${f.dir.podUid ?? ''}`);
     for (const cand of cands) {
       const why = checkCandidate(ctx, f, cand);
       if (why === undefined) passing.push({ pid: cand.pid, startTime: cand.startTime });
-      else failures.push(`host PID ${cand.pid}: ${why}`);
+      else fail(() => `host PID ${cand.pid}: ${why}`);
     }
+    for (const [pid, pod] of otherPods) fail(() => `host PID ${pid}: pod ${pod ?? 'none'} is not the marker's pod ${f.dir.podUid ?? ''}`);
     // Nothing found after a probe-only refresh: list /proc once and look again
     // (a process can be allocated a PID a moment before it shows in /proc).
     if (passing.length > 0 || !ctx.table.lastWasProbe) break;
     ctx.table.refreshFull();
   }
   if (failures.length === 0 && passing.length === 0) failures.push(`no process with container PID ${f.marker.container_pid}`);
-  return { passing, failures };
+  return moreFailures > 0 ? { passing, failures, moreFailures } : { passing, failures };
 }

@@ -85,6 +85,8 @@ export class MapCache implements FlightState {
   /** Sequence number of the last change the copy has per scope record (seq-file.ts). */
   private readonly slotSeq = new Map<number, bigint>();
   private synced = false;
+  /** Receiving the parts of the whole state (not usable until the last one). */
+  private filling = false;
   private disabled = false;
   private closed = false;
   private call: grpc.ClientReadableStream<MapUpdateMsg> | undefined;
@@ -213,11 +215,13 @@ export class MapCache implements FlightState {
       }
       this.entries = new Map();
       this.pending.clear();
+      this.slotSeq.clear();
       this.layout = u.layout;
       this.flatScope = u.flat_scope;
       this.instance = u.instance;
-      this.synced = true;
-    } else if (!this.synced) {
+      this.synced = false;
+      this.filling = true;
+    } else if (!this.synced && !this.filling) {
       return;
     }
     for (const id of u.removed) this.entries.delete(id);
@@ -231,6 +235,10 @@ export class MapCache implements FlightState {
     this.version = u.map_version;
     this.seq = BigInt(u.seq || '0');
     for (const sl of u.slots) this.slotSeq.set(sl.slot, BigInt(sl.seq));
+    if (this.filling && !u.more) {
+      this.filling = false;
+      this.synced = true;
+    }
     if (this.waiters.length > 0) {
       const ready = this.waiters.filter(w => w.seq <= this.seq);
       this.waiters = this.waiters.filter(w => w.seq > this.seq);
@@ -240,6 +248,7 @@ export class MapCache implements FlightState {
 
   private drop(): void {
     this.synced = false;
+    this.filling = false;
     this.slotSeq.clear();
     this.entries = new Map();
     this.pending.clear();

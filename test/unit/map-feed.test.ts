@@ -94,18 +94,20 @@ describe('MapFeed', () => {
       busy_scopes: ['pod:p2'],
     });
     expect(got[0]!.upserts).toEqual([{ host_pid: 10, start_time: '100', selector_values: ['process-role:a'], scope: 'flat:/ctx' }]);
+    expect(got[0]!.more).toBe(true); // one part of the whole state, then the closing part
+    expect(got[1]).toMatchObject({ full: false, more: false, upserts: [], removed: [] });
 
     feed.publish(update(new PidMap(2, new Map([[10, a], [11, b]])), [11]));
-    expect(got[1]).toMatchObject({ full: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [], seq: '1', pending: [], busy_scopes: ['pod:p2'] });
+    expect(got[2]).toMatchObject({ full: false, more: false, map_version: '2', upserts: [{ host_pid: 11 }], removed: [], seq: '1', pending: [], busy_scopes: ['pod:p2'] });
 
     const a2 = mapping(10, 105, 'a2'); // same PID, another mapping object
     feed.publish(update(new PidMap(3, new Map([[10, a2]])), [10, 11], { pending: new Map([['pod:p1', []]]), busy: [], touched: new Set(['pod:p1', 'pod:p2']) }));
-    expect(got[2]).toMatchObject({ upserts: [{ host_pid: 10, start_time: '105' }], removed: [11], seq: '2', pending: [{ scope: 'pod:p1', container_pids: [] }], busy_scopes: [] });
+    expect(got[3]).toMatchObject({ upserts: [{ host_pid: 10, start_time: '105' }], removed: [11], seq: '2', pending: [{ scope: 'pod:p1', container_pids: [] }], busy_scopes: [] });
     expect(seqs).toEqual([0n, 1n, 2n]);
 
     sub.close();
     feed.publish(update(new PidMap(4, new Map()), [10]));
-    expect(got).toHaveLength(3);
+    expect(got).toHaveLength(4);
     expect(feed.size).toBe(0);
     expect(seqs).toEqual([0n, 1n, 2n, 3n]); // the sequence moves whether or not anyone listens
     void feed.close();
@@ -120,7 +122,7 @@ describe('MapFeed', () => {
     feed.start();
     try {
       await new Promise(r => setTimeout(r, 110));
-      const beats = got.slice(1);
+      const beats = got.slice(2);
       expect(beats.length).toBeGreaterThanOrEqual(3);
       for (const b of beats) expect(b).toMatchObject({ map_version: '5', full: false, upserts: [], removed: [], seq: '0', pending: [] });
     } finally {
@@ -129,11 +131,41 @@ describe('MapFeed', () => {
     }
   });
 
+  it('sends a large state in parts across event-loop turns, then what changed meanwhile: the copy ends equal to the map', async () => {
+    const live = new Map<number, Mapping>();
+    for (let i = 0; i < 1234; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
+    let snap = new PidMap(1, new Map(live));
+    const { feed } = newFeed(snap);
+    const got: MapUpdateMsg[] = [];
+    feed.subscribe(u => {
+      got.push(u);
+    });
+    expect(got).toHaveLength(1); // one part now, the rest later
+    expect(got[0]).toMatchObject({ full: true, more: true });
+    // Changes while the parts go out: one removed, one replaced, one added; a delta is not sent in between.
+    const changes = new Map<number, Mapping | null>([[1000, null], [2000, mapping(2000, 1, 'x')], [1500, mapping(1500, 99, 'r500b')]]);
+    live.delete(1000);
+    live.set(2000, changes.get(2000)!);
+    live.set(1500, changes.get(1500)!);
+    snap = snap.next(changes, live);
+    feed.publish(update(snap, [...changes.keys()]));
+    await new Promise(r => setTimeout(r, 50));
+    expect(got.map(m => [m.full, m.more])).toEqual([[true, true], [false, true], [false, true], [false, false]]);
+    const copy = new Map<number, string>();
+    for (const m of got) {
+      if (m.full) copy.clear();
+      for (const id of m.removed) copy.delete(id);
+      for (const e of m.upserts) copy.set(e.host_pid, e.start_time);
+    }
+    expect(copy).toEqual(new Map([...live.values()].map(m => [m.hostPid, String(m.startTime)])));
+    expect(got.at(-1)!.seq).toBe('1'); // the closing part carries the sequence number of now
+  });
+
   // Issue 10, item 6: WatchMap writes ignored backpressure.
   it('stops writing to a subscriber whose stream is full, and resumes with the whole state when it drains', () => {
     const { feed } = newFeed(new PidMap(1, new Map()));
     const got: MapUpdateMsg[] = [];
-    let room = 2;
+    let room = 3;
     const sub = feed.subscribe(u => {
       got.push(u);
       return --room > 0;
@@ -146,13 +178,14 @@ describe('MapFeed', () => {
       snap = snap.next(new Map([[m.hostPid, m]]), live);
       feed.publish(update(snap, [m.hostPid]));
     }
-    expect(got).toHaveLength(2); // the full state, one delta, then nothing while full
+    expect(got).toHaveLength(3); // the whole state (one part and the closing one), one delta, then nothing while full
     expect(feed.behind).toBe(1);
     room = 100;
     sub.drained();
-    expect(got).toHaveLength(3);
-    expect(got[2]).toMatchObject({ full: true, map_version: String(snap.version), seq: '50' });
-    expect(got[2]!.upserts.map(u => u.host_pid).sort((a, b) => a - b)).toEqual([...live.keys()].sort((a, b) => a - b));
+    expect(got).toHaveLength(5);
+    expect(got[3]).toMatchObject({ full: true, more: true, map_version: String(snap.version), seq: '50' });
+    expect(got[3]!.upserts.map(u => u.host_pid).sort((a, b) => a - b)).toEqual([...live.keys()].sort((a, b) => a - b));
+    expect(got[4]).toMatchObject({ full: false, more: false });
     expect(feed.behind).toBe(0);
     sub.close();
   });
@@ -201,6 +234,7 @@ describe('MapCache (plugin)', () => {
     layout: 'kubelet',
     flat_scope: '',
     slots: [],
+    more: false,
     ...o,
   });
   const full = (entries: [number, number, string][], o: Partial<MapUpdateMsg> = {}): MapUpdateMsg =>
