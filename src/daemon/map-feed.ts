@@ -58,6 +58,8 @@ interface Subscriber {
   behind: boolean;
   /** Still receiving the parts of the whole state: deltas wait (the closing part covers them). */
   syncing: boolean;
+  /** The next part, when the stream filled up in the middle of the whole state. */
+  resume: (() => void) | undefined;
 }
 
 const entry = (m: Mapping): MapEntryMsg => ({ host_pid: m.hostPid, start_time: String(m.startTime), selector_values: m.selectors, scope: m.scope });
@@ -94,14 +96,19 @@ export class MapFeed {
 
   /** Sends the whole current state, then every delta. */
   subscribe(write: FeedWrite): FeedSubscription {
-    const sub: Subscriber = { write, behind: false, syncing: false };
+    const sub: Subscriber = { write, behind: false, syncing: false, resume: undefined };
     this.subscribers.add(sub);
     this.sendFull(sub);
     return {
       drained: () => {
         if (!sub.behind || !this.subscribers.has(sub)) return;
         sub.behind = false;
-        this.sendFull(sub);
+        const resume = sub.resume;
+        sub.resume = undefined;
+        // In the middle of the whole state: go on with the next part (the closing
+        // part covers what changed meanwhile). Behind on deltas: the whole state again.
+        if (resume) resume();
+        else this.sendFull(sub);
       },
       close: () => this.subscribers.delete(sub),
     };
@@ -160,7 +167,11 @@ export class MapFeed {
     this.busy = f.busy;
     let next = 0;
     const part = (): void => {
-      if (!this.subscribers.has(sub) || sub.behind) return; // closed, or full: drained() starts again
+      if (!this.subscribers.has(sub)) return;
+      if (sub.behind) {
+        sub.resume = part; // the stream is full: drained() goes on from here
+        return;
+      }
       const first = next === 0;
       const chunk = entries.slice(next, next + FULL_PART);
       next += FULL_PART;

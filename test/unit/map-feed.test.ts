@@ -161,6 +161,26 @@ describe('MapFeed', () => {
     expect(got.at(-1)!.seq).toBe('1'); // the closing part carries the sequence number of now
   });
 
+  it('goes on with the next part when a stream that filled up during the whole state drains (it never starts over)', async () => {
+    const live = new Map<number, Mapping>();
+    for (let i = 0; i < 5000; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
+    const { feed } = newFeed(new PidMap(1, new Map(live)));
+    const got: MapUpdateMsg[] = [];
+    let room = 3; // the stream takes 3 messages, then needs to drain
+    const sub = feed.subscribe(u => {
+      got.push(u);
+      return --room > 0;
+    });
+    for (let round = 0; round < 20 && got.at(-1)?.more !== false; round++) {
+      await new Promise(r => setTimeout(r, 5));
+      room = 3;
+      sub.drained();
+    }
+    expect(got.filter(m => m.full)).toHaveLength(1);
+    expect(got.at(-1)?.more).toBe(false);
+    expect(got.reduce((n, m) => n + m.upserts.length, 0)).toBe(5000);
+  });
+
   // Issue 10, item 6: WatchMap writes ignored backpressure.
   it('stops writing to a subscriber whose stream is full, and resumes with the whole state when it drains', () => {
     const { feed } = newFeed(new PidMap(1, new Map()));
