@@ -40,6 +40,7 @@ export interface DaemonConfig {
   readonly startSlackMs: number;
   readonly podMarkerLimit: number;
   readonly podEventRate: number;
+  readonly dirFloodRate: number;
   readonly logLevel: LogLevel;
   readonly nodeName: string | undefined;
   /** Size at which state_dir/history.jsonl is rotated; 0: no identity history. */
@@ -89,6 +90,7 @@ export const KEYS: Record<string, KeySpec> = {
   start_slack: { flag: 'start-slack', env: 'HEXR_START_SLACK', def: '50ms', help: 'tolerance of the started-before-the-marker rule for clock granularity (start times are 10 ms ticks; file times one kernel tick)' },
   pod_marker_limit: { flag: 'pod-marker-limit', env: 'HEXR_POD_MARKER_LIMIT', def: '1024', help: 'marker files one pod (or the flat directory) may have tracked; more are ignored and reported' },
   pod_event_rate: { flag: 'pod-event-rate', env: 'HEXR_POD_EVENT_RATE', def: '1000', help: 'marker events per second one pod may cause (bursts of twice that); more wait, delaying only that pod' },
+  dir_flood_rate: { flag: 'dir-flood-rate', env: 'HEXR_DIR_FLOOD_RATE', def: '2000', help: 'events per second on one context directory beyond which it is left unwatched for 5 s (then rescanned)' },
   log_level: { flag: 'log-level', env: 'HEXR_LOG_LEVEL', def: 'info', help: 'trace, debug, info, warn or error' },
   history_max_bytes: { flag: 'history-max-bytes', env: 'HEXR_HISTORY_MAX_BYTES', def: '4194304', help: 'identity history: size at which state_dir/history.jsonl is rotated (0 disables the history)' },
   history_max_files: { flag: 'history-max-files', env: 'HEXR_HISTORY_MAX_FILES', def: '5', help: 'identity history: rotated files kept (history.1.jsonl ... history.N.jsonl)' },
@@ -226,6 +228,7 @@ export function loadDaemonConfig(
     startSlackMs: dur('start_slack', 0, 3_600_000),
     podMarkerLimit: int('pod_marker_limit', 1, 1_000_000),
     podEventRate: int('pod_event_rate', 1, 1_000_000),
+    dirFloodRate: int('dir_flood_rate', 10, 10_000_000),
     logLevel: level as LogLevel,
     nodeName: env['NODE_NAME'],
     historyMaxBytes,

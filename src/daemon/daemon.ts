@@ -103,6 +103,7 @@ export async function runDaemon(
       log.warn({ [F.module]: 'watcher', [F.err]: String(err) }, 'watcher error; the next resync heals missed events');
     },
     onFlood: () => metrics.watcherFloods.inc(),
+    floodEventsPerSecond: config.dirFloodRate,
   });
   const loop = new LoopDelayMonitor();
   loop.start();
@@ -135,6 +136,7 @@ export async function runDaemon(
     // Watch first, so nothing written during the initial scan is missed.
     await watcher.start();
     started.push(watcher);
+    started.push(state); // closed after the reconciler: its last files are written
     await reconciler.start();
     started.push(reconciler);
     await api.start();

@@ -81,9 +81,27 @@ export class ProcTable {
    * large or the counters are not readable.
    */
   refresh(): { added: number; removed: number } {
+    return this.probe() ?? this.refreshFull();
+  }
+
+  /** refresh(), yielding to the event loop while it reads many new PIDs (a burst of process starts). */
+  async refreshAsync(): Promise<{ added: number; removed: number }> {
+    const probed = this.probe();
+    if (probed) return probed;
+    const steps = this.listingSteps();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await tick();
+    }
+  }
+
+  /** The probe path of refresh(), or undefined when a listing is needed. */
+  private probe(): { added: number; removed: number } | undefined {
     const last = this.procfs.readLastPid?.();
     this.pidMax ??= this.procfs.readPidMax?.();
     const prev = this.lastPid;
+    this.nextLastPid = last;
     if (last !== undefined && prev !== undefined && this.pidMax !== undefined && last < this.pidMax) {
       const span = (last - prev + this.pidMax) % this.pidMax;
       if (span <= PROBE_MAX) {
@@ -97,18 +115,31 @@ export class ProcTable {
           if (this.cpidOf.size > before) added++;
         }
         this.lastPid = last;
+        this.nextLastPid = undefined;
         this.lastWasProbe = true;
         return { added, removed: 0 };
       }
     }
-    const r = this.refreshFull();
-    this.lastPid = last;
-    return r;
+    return undefined;
   }
+
+  /** ns_last_pid as read by the last probe(), recorded once the listing it led to is done. */
+  private nextLastPid: number | undefined;
 
   /** Incremental refresh by listing /proc: drop PIDs that are gone, read only new ones. */
   refreshFull(): { added: number; removed: number } {
+    const steps = this.listingSteps();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** refreshFull() as steps: it yields after every YIELD_EVERY new PIDs read. */
+  private *listingSteps(): Generator<void, { added: number; removed: number }> {
     this.lastWasProbe = false;
+    const last = this.nextLastPid ?? this.procfs.readLastPid?.();
+    this.nextLastPid = undefined;
     const live = this.procfs.listPids();
     const seen = new Set<number>();
     let added = 0;
@@ -116,7 +147,7 @@ export class ProcTable {
       seen.add(pid);
       if (!this.cpidOf.has(pid)) {
         this.readOne(pid);
-        added++;
+        if (++added % YIELD_EVERY === 0) yield;
       }
     }
     let removed = 0;
@@ -128,6 +159,7 @@ export class ProcTable {
         }
       }
     }
+    this.lastPid = last;
     return { added, removed };
   }
 

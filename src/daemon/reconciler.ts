@@ -425,7 +425,7 @@ export class Reconciler {
     }
     this.flight.batchStarted(eventScopes, this.events.queuedScopes());
     this.core.beginBatch();
-    this.table.refresh();
+    await this.table.refreshAsync();
     const fds = new Map<string, number | null>();
     try {
       for (const [d, withKnown] of dirs) for (const f of this.scanDir(d, fds, withKnown)) wanted.add(f);

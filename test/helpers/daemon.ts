@@ -83,6 +83,8 @@ export class DaemonProcess {
     const o = this.opts;
     return [
       '--optimize-for-size', // as the image runs it (Dockerfile ENTRYPOINT)
+      // Extra Node flags for profiling a daemon under a test or benchmark, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+      ...(process.env['HEXR_DAEMON_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
       MAIN,
       'daemon',
       '--layout',

@@ -145,7 +145,7 @@ suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod 
 
 });
 
-suite('budgets: marker files and event floods of one pod cost other pods nothing', ['--pod-marker-limit', '20'], t => {
+suite('budgets: marker files and event floods of one pod cost other pods nothing', ['--pod-marker-limit', '20', '--dir-flood-rate', '300'], t => {
   const attest = (pid: number): Promise<string[]> => t.attest(pid);
   const status = (): Promise<Status> => t.status();
   const newPod = (): Promise<TestPod> => t.newPod();

@@ -169,12 +169,12 @@ describe.skipIf(skip)('daemon on real PID namespaces (kubelet layout)', () => {
     const pod = pods[1]!;
     const p = await pod.startRole('short-lived');
     await eventually(async () => (await daemon.pidmap()).some(e => e.host_pid === p.hostPid), 10_000, 'mapped');
-    expect(fs.existsSync(path.join(daemon.stateDir, `${p.hostPid}.json`))).toBe(true);
+    await eventually(() => fs.existsSync(path.join(daemon.stateDir, `${p.hostPid}.json`)), 5000, 'enriched context file written');
     await pod.kill(p);
     await eventually(async () => !(await daemon.pidmap()).some(e => e.host_pid === p.hostPid), 10_000, 'evicted');
     expect((await daemon.get<{ verdict: string }>(`/debug/explain/${p.hostPid}`)).verdict).toBe('no such process');
     expect((await daemon.marker(pod.hostPath('content-crew-short-lived.json')))?.state).toBe('stale');
-    expect(fs.existsSync(path.join(daemon.stateDir, `${p.hostPid}.json`))).toBe(false);
+    await eventually(() => !fs.existsSync(path.join(daemon.stateDir, `${p.hostPid}.json`)), 5000, 'enriched context file removed');
     fs.rmSync(pod.hostPath('content-crew-short-lived.json'));
     await eventually(async () => (await daemon.marker(pod.hostPath('content-crew-short-lived.json'))) === undefined, 10_000, 'record dropped');
   });

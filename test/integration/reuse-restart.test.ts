@@ -84,7 +84,6 @@ describe.skipIf(skip)('PID reuse and restart', () => {
       before.filter(e => e[0] !== b.hostPid),
     );
     expect((await daemon.marker(pod.hostPath('content-crew-critic.json')))?.state).toBe('stale');
-    expect(fs.existsSync(path.join(daemon.stateDir, `${b.hostPid}.json`))).toBe(false);
-    expect(fs.existsSync(path.join(daemon.stateDir, `${a.hostPid}.json`))).toBe(true);
+    await eventually(() => !fs.existsSync(path.join(daemon.stateDir, `${b.hostPid}.json`)) && fs.existsSync(path.join(daemon.stateDir, `${a.hostPid}.json`)), 5000, 'enriched context files');
   });
 });

@@ -49,6 +49,7 @@ describe('loadDaemonConfig: defaults', () => {
       startSlackMs: 50,
       podMarkerLimit: 1024,
       podEventRate: 1000,
+      dirFloodRate: 2000,
       logLevel: 'info',
       nodeName: undefined,
       socketGid: undefined,
