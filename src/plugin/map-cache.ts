@@ -24,9 +24,10 @@
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { mayBeInFlight, scopeOfProcess, type FlightState } from '../core/in-flight.js';
-import { parseCgroup, parseNSpid, parseNsLink, parseStatStartTime } from '../core/procparse.js';
+import { parseCgroup, parseNSpid, parseNsLink } from '../core/procparse.js';
 import type { MapUpdateMsg } from '../pidmapper-wire.js';
 import { readSmall } from '../proc-file.js';
+import { StatReader } from './stat-reader.js';
 import { ALL_SLOT, slotOf, type SeqReader } from '../seq-file.js';
 
 interface Entry {
@@ -67,13 +68,6 @@ function read(file: string): string | undefined {
   }
 }
 
-/** Field 22 of /proc/PID/stat as a decimal string, or undefined (any read error included). */
-export function readStartTime(pid: number, procDir = '/proc'): string | undefined {
-  const text = read(`${procDir}/${pid}/stat`);
-  const v = text === undefined ? undefined : parseStatStartTime(text);
-  return v === undefined ? undefined : String(v);
-}
-
 export class MapCache implements FlightState {
   private entries = new Map<number, Entry>();
   readonly pending = new Map<string, Set<number>>();
@@ -94,6 +88,7 @@ export class MapCache implements FlightState {
   private waiters: { seq: bigint; done: () => void }[] = [];
   /** When the daemon was last heard from (any message, heartbeats included), on `now`'s clock. */
   private lastHeard = -Infinity;
+  private readonly stat: StatReader;
   version = '0';
 
   constructor(
@@ -103,7 +98,9 @@ export class MapCache implements FlightState {
     private readonly procDir = '/proc',
     /** Monotonic ms; injected for tests. */
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.stat = new StatReader(procDir);
+  }
 
   start(): void {
     if (this.closed || this.disabled || this.call) return;
@@ -161,7 +158,7 @@ export class MapCache implements FlightState {
       if (r === undefined || r.instance !== this.instance) return ASK;
       if (r.seq > (this.slotSeq.get(k) ?? 0n)) return { kind: 'lagging', seq: r.seq };
     }
-    if (e) return readStartTime(pid, this.procDir) === e.startTime ? { kind: 'answer', values: e.selectors } : ASK;
+    if (e) return this.stat.startTime(pid) === e.startTime ? { kind: 'answer', values: e.selectors } : ASK;
     const inFlight = mayBeInFlight(this, scopeOfPid, () => {
       const t = read(`${this.procDir}/${pid}/status`);
       const ns = t === undefined ? undefined : parseNSpid(t);
@@ -196,6 +193,7 @@ export class MapCache implements FlightState {
 
   close(): void {
     this.closed = true;
+    this.stat.close();
     if (this.retry) clearTimeout(this.retry);
     const c = this.call;
     this.call = undefined;
