@@ -33,14 +33,17 @@ export function quickStartBlock(readme: string): string {
 
 const HARNESS = `set -e
 repo=$1
-cd "$repo"
-mapfile -d '' files < <(git ls-files -z --cached --others --exclude-standard)
+# The working tree stays reachable at /mnt once /tmp and /run are covered (a CI clone may live under /tmp).
+mkdir -p /mnt
+mount --bind "$repo" /mnt
+cd /mnt
+mapfile -d '' files < <(git -c safe.directory='*' ls-files -z --cached --others --exclude-standard)
 ip link set lo up
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /tmp/clone
 for f in "\${files[@]}"; do if [ -e "$f" ]; then cp -a --parents -- "$f" /tmp/clone/; fi; done
-ln -s "$repo/node_modules" /tmp/clone/node_modules
+ln -s /mnt/node_modules /tmp/clone/node_modules
 cd /tmp/clone
 npm() { if [ "$1" = ci ]; then echo "[quick-start test] npm ci: node_modules linked from the working tree" >&2; else command npm "$@"; fi; }
 `;
