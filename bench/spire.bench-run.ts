@@ -29,6 +29,7 @@ import { SpireServer } from '../test/spire/lib/server.js';
 import { SPIRE_SKIP } from '../test/spire/lib/tier.js';
 import { exitOf, mountAgentSocket } from '../test/spire/lib/workloads.js';
 import { eventually } from '../test/helpers/env.js';
+import { pct, report, writeResults } from './lib/bench.js';
 
 const ROUND_SECONDS = Number(process.env['HEXR_BENCH_SPIRE_ROUND_SECONDS'] ?? 3);
 const ROUNDS = Number(process.env['HEXR_BENCH_SPIRE_ROUNDS'] ?? 5);
@@ -52,21 +53,6 @@ function baselineAttestors(kind: Baseline, bins: SpireBins): string | undefined 
   }
   return undefined;
 }
-
-const lines: string[] = [];
-const results: Record<string, unknown> = {};
-function report(name: string, figures: Record<string, unknown>): void {
-  results[name] = figures;
-  const text = `${name}: ${Object.entries(figures)
-    .map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v * 1000) / 1000 : JSON.stringify(v)}`)
-    .join('  ')}`;
-  lines.push(text);
-  console.log(text);
-}
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.max(0, Math.ceil(p * s.length) - 1)] ?? NaN;
-};
 
 if (SPIRE_SKIP) console.log(`[skip] bench (real SPIRE): ${SPIRE_SKIP}`);
 
@@ -149,18 +135,10 @@ describe.skipIf(SPIRE_SKIP)('benchmark: real SPIRE agent, hexr vs unix attestati
       }
     }
     fs.rmSync(root, { recursive: true, force: true });
-    const file = path.join(REPO, 'bench', 'results.json');
-    let all: Record<string, unknown> = {};
-    try {
-      all = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    } catch {
-      /* first scenario of this run */
-    }
-    fs.writeFileSync(file, `${JSON.stringify({ ...all, ...results }, null, 2)}\n`);
-    console.log(`\n=== real SPIRE benchmark summary ===\n${lines.join('\n')}\n(bench/results.json)`);
+    writeResults();
   });
 
-  it('6. FetchX509SVID through the real agent: hexr-attested vs unix-only (and no-op external plugins), same process, same run', async () => {
+  it('8. FetchX509SVID through the real agent: hexr-attested vs unix-only (and no-op external plugins), same process, same run', async () => {
     const sockets = ['hexr=/run/spire/sockets/agent.sock', ...BASELINES.map(k => `${k}=/run/spire/sockets-${k}/agent.sock`)].join(',');
     for (const concurrency of [1, 8]) {
       const out = await workload(
@@ -169,7 +147,7 @@ describe.skipIf(SPIRE_SKIP)('benchmark: real SPIRE agent, hexr vs unix attestati
       );
       const by = new Map(out.map(r => [r['label'] as string, r]));
       for (const r of out) {
-        report(`6.fetch_x509svid.c${concurrency}.${r['label'] as string}`, {
+        report(`8.fetch_x509svid.c${concurrency}.${r['label'] as string}`, {
           calls: r['calls'],
           errors: r['errors'],
           spiffe_ids: r['spiffe_ids'],
@@ -183,7 +161,7 @@ describe.skipIf(SPIRE_SKIP)('benchmark: real SPIRE agent, hexr vs unix attestati
       const unix = by.get('unix')!;
       for (const label of ['hexr', 'go_noop', 'node_noop']) {
         const r = by.get(label)!;
-        report(`6.fetch_x509svid.c${concurrency}.${label}_vs_unix`, {
+        report(`8.fetch_x509svid.c${concurrency}.${label}_vs_unix`, {
           p50_ratio: r['p50_ms'] / unix['p50_ms'],
           p99_ratio: r['p99_ms'] / unix['p99_ms'],
           throughput_ratio: r['throughput_rps'] / unix['throughput_rps'],
@@ -191,7 +169,7 @@ describe.skipIf(SPIRE_SKIP)('benchmark: real SPIRE agent, hexr vs unix attestati
         });
       }
       const node = by.get('node_noop')!;
-      report(`6.fetch_x509svid.c${concurrency}.hexr_vs_node_noop`, {
+      report(`8.fetch_x509svid.c${concurrency}.hexr_vs_node_noop`, {
         p50_ratio: by.get('hexr')!['p50_ms'] / node['p50_ms'],
         p99_ratio: by.get('hexr')!['p99_ms'] / node['p99_ms'],
         throughput_ratio: by.get('hexr')!['throughput_rps'] / node['throughput_rps'],
@@ -201,7 +179,7 @@ describe.skipIf(SPIRE_SKIP)('benchmark: real SPIRE agent, hexr vs unix attestati
     }
   });
 
-  it('7. marker written → first successful SVID fetch, fresh role processes', async () => {
+  it('9. marker written → first successful SVID fetch, fresh role processes', async () => {
     const ms: number[] = [];
     const attempts: number[] = [];
     for (let i = 0; i < FIRST_SAMPLES; i++) {
@@ -212,7 +190,7 @@ describe.skipIf(SPIRE_SKIP)('benchmark: real SPIRE agent, hexr vs unix attestati
       ms.push(r!['ms'] as number);
       attempts.push(r!['attempts'] as number);
     }
-    report('7.marker_to_first_svid', {
+    report('9.marker_to_first_svid', {
       n: ms.length,
       p50_ms: pct(ms, 0.5),
       p90_ms: pct(ms, 0.9),

@@ -1,6 +1,7 @@
 // Shared by the benchmark scenarios: reporting (every figure printed, and kept
 // for bench/results.json), statistics, process measurements, and Attest runs
 // through the go-plugin host. Nothing here asserts a time.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO } from '../../test/helpers/build.js';
@@ -65,6 +66,33 @@ export async function cpuWindows(pid: number, windows: number, windowMs = 1000):
     at = t;
   }
   return out;
+}
+
+/**
+ * A Node process that does nothing but measure its own event-loop delay, as
+ * the daemon and the plugin do (monitorEventLoopDelay, 10 ms resolution): the
+ * same-run baseline of their loop delays. What it sees is the machine (CPU
+ * shared with everything else), not anybody's code.
+ */
+export function startLoopProbe(): { stop(): Promise<{ p99_ms: number; max_ms: number }> } {
+  const code = `const h = require('perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable(); setInterval(() => {}, 1000);
+process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ p99_ms: h.percentile(99) / 1e6, max_ms: h.max / 1e6 })); process.exit(0); });`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    stop: () =>
+      new Promise((resolve, reject) => {
+        child.once('exit', () => {
+          try {
+            resolve(JSON.parse(out) as { p99_ms: number; max_ms: number });
+          } catch (e) {
+            reject(new Error(`loop probe: ${String(e)} (${out})`));
+          }
+        });
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 export interface AttestFigures {

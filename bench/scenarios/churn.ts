@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { TestPod } from '../../test/helpers/pod.js';
-import { attestRun, report, type AttestFigures } from '../lib/bench.js';
+import { attestRun, report, startLoopProbe, type AttestFigures } from '../lib/bench.js';
 import { ATTEST_SECONDS, sleepersIn, type BenchNode } from '../lib/node.js';
 import { mappedSample } from './classic.js';
 
@@ -38,9 +38,18 @@ async function mixedPids(n: BenchNode): Promise<number[]> {
 export async function quietMix(n: BenchNode): Promise<void> {
   const pids = await mixedPids(n);
   await n.daemon.get('/debug/status?reset_loop_delay=1');
+  const probe = startLoopProbe();
   quiet = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS);
+  const idle = await probe.stop();
   const s = await n.daemon.get<LoopStatus>('/debug/status');
-  report('7q.quiet_mix_c32', { p50_ms: quiet.p50_ms, p99_ms: quiet.p99_ms, rps: quiet.throughput_rps, daemon_loop_max_ms: s.event_loop_delay.max_ms, plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN });
+  report('7q.quiet_mix_c32', {
+    p50_ms: quiet.p50_ms,
+    p99_ms: quiet.p99_ms,
+    rps: quiet.throughput_rps,
+    daemon_loop_max_ms: s.event_loop_delay.max_ms,
+    plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN,
+    idle_node_loop_max_ms: idle.max_ms,
+  });
 }
 
 function churnIn(pod: TestPod, script: string): Promise<{ stop(): void }> {
@@ -61,9 +70,11 @@ export async function churn(n: BenchNode): Promise<void> {
     const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
     const starts0 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
     await n.daemon.get('/debug/status?reset_loop_delay=1');
+    const probe = startLoopProbe();
     const t0 = performance.now();
     const ours = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS * 2);
     const secs = (performance.now() - t0) / 1000;
+    const idle = await probe.stop();
     const starts1 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
     const s = await n.daemon.get<LoopStatus>('/debug/status');
     report('7.churn_mix_c32', {
@@ -79,6 +90,8 @@ export async function churn(n: BenchNode): Promise<void> {
       daemon_loop_p99_ms: s.event_loop_delay.p99_ms,
       daemon_loop_max_ms: s.event_loop_delay.max_ms,
       plugin_loop_max_ms: ours.plugin_loop_max_ms ?? NaN,
+      idle_node_loop_p99_ms: idle.p99_ms,
+      idle_node_loop_max_ms: idle.max_ms,
     });
   } finally {
     for (const l of loops) l.stop();

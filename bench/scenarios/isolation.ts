@@ -5,17 +5,48 @@
 // just before the abuse), new markers → mapped, unknown PIDs (pod B and host:
 // do they reach, and wait in, the daemon?), and the daemon's CPU once the
 // abuse stops.
+//
+// Pod A's processes run in a cpu cgroup with the weight kubelet gives a
+// BestEffort pod (cpu.shares 2, as under kubepods/besteffort/): on a node, CPU
+// between pods is the kernel's to share, and what is measured here is what the
+// daemon's work for pod A costs pod B. HEXR_BENCH_ISOLATION_EQUAL_CPU=1 runs
+// them at the default weight instead (two spinning processes on a 2-core
+// machine then slow everything, daemon or not).
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { TestPod } from '../../test/helpers/pod.js';
 import { cpuWindows, attestRun, median, report, sleep } from '../lib/bench.js';
 import { daemonAttestCalls, sleepersIn, watchArrivals, writeMarker, type BenchNode } from '../lib/node.js';
 
 const SECONDS = Number(process.env['HEXR_BENCH_ISOLATION_SECONDS'] ?? 5);
 
-/** A child Node process running `code` (so that the abuse does not load the bench's own event loop). */
+const EQUAL_CPU = process.env['HEXR_BENCH_ISOLATION_EQUAL_CPU'] === '1';
+const CPU_CGROUP = `/sys/fs/cgroup/cpu/kubepods-bench-${process.pid}/besteffort`;
+
+function makeCpuCgroup(): string | undefined {
+  if (EQUAL_CPU || !fs.existsSync('/sys/fs/cgroup/cpu/cpu.shares')) return undefined;
+  fs.mkdirSync(CPU_CGROUP, { recursive: true });
+  fs.writeFileSync(`${CPU_CGROUP}/cpu.shares`, '2');
+  return CPU_CGROUP;
+}
+
+function removeCpuCgroup(): void {
+  for (const d of [CPU_CGROUP, path.dirname(CPU_CGROUP)]) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      /* not made, or still holds a process that is exiting */
+    }
+  }
+}
+
+let cpuCgroup: string | undefined;
+
+/** A child Node process of pod A running `code` (not on the bench's own event loop), in pod A's cpu cgroup. */
 function nodeChild(code: string): ChildProcess {
-  return spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  if (!cpuCgroup) return spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  return spawn('/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec "$2" -e "$3"', 'sh', cpuCgroup, process.execPath, code], { stdio: 'ignore' });
 }
 
 function stopChild(c: ChildProcess): Promise<void> {
@@ -96,12 +127,13 @@ export async function isolation(n: BenchNode): Promise<void> {
   const fresh = await sleepersIn(b, 10 * ABUSES.length);
   const hostUnknown: ChildProcess[] = Array.from({ length: 10 }, () => spawn('sleep', ['100000'], { stdio: 'ignore' }));
   const unknown = [...bUnknown, ...hostUnknown.map(c => c.pid as number)];
+  cpuCgroup = makeCpuCgroup();
   try {
     for (const [k, abuse] of ABUSES.entries()) {
       const quiet = await attestRun(n.host, n.daemon, bMapped, 4, SECONDS);
       const stop = await abuse.start(a, n);
       await sleep(2000);
-      const during = await attestRun(n.host, n.daemon, bMapped, 4, SECONDS);
+      const [during, cpuDuring] = await Promise.all([attestRun(n.host, n.daemon, bMapped, 4, SECONDS), cpuWindows(n.daemon.pid!, SECONDS)]);
       // Unknown PIDs outside pod A: answered by the plugin, never by (or waiting in) the daemon.
       const before = await daemonAttestCalls(n.daemon);
       const unknownRun = await attestRun(n.host, n.daemon, unknown, 4, 2);
@@ -133,11 +165,14 @@ export async function isolation(n: BenchNode): Promise<void> {
         unknown_reaching_daemon: reached,
         throttled_pods: (status.work['throttled_pods'] as string[]).length,
         flooded_dirs: status.flooded_context_dirs,
+        pod_a_cpu_shares: cpuCgroup ? 2 : 'default',
+        daemon_cpu_during: Math.round(median(cpuDuring) * 100),
         daemon_cpu_after_stop: cpu.map(x => Math.round(x * 100)),
         daemon_cpu_last5s_max: Math.max(...cpu.slice(5)),
       });
     }
   } finally {
     for (const c of hostUnknown) c.kill('SIGKILL');
+    removeCpuCgroup();
   }
 }

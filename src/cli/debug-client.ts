@@ -66,3 +66,22 @@ export async function isReady(addr: string, timeoutMs = 1000, signal?: AbortSign
     return false;
   }
 }
+
+/** The options that select mappings (pidmap, wait): --pod, --role, --tenant, --agent. */
+export const FILTER_OPTIONS = {
+  pod: { type: 'string' },
+  role: { type: 'string' },
+  tenant: { type: 'string' },
+  agent: { type: 'string' },
+} as const;
+
+/** The /debug/pidmap query of those options: "" or "?pod=...&role=...". */
+export function filterQuery(values: Partial<Record<keyof typeof FILTER_OPTIONS, string>>): string {
+  const query = new URLSearchParams();
+  for (const k of Object.keys(FILTER_OPTIONS) as (keyof typeof FILTER_OPTIONS)[]) {
+    const v = values[k];
+    if (v !== undefined) query.set(k, v);
+  }
+  const q = query.toString();
+  return q === '' ? '' : `?${q}`;
+}

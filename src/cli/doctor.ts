@@ -8,6 +8,7 @@ import { socketAccepts } from '../daemon/socket-probe.js';
 import { parseCommand, usageError } from './args.js';
 import type { Env } from './context.js';
 import { DEFAULT_DEBUG_ADDR, daemonStatus, placesOf } from './debug-client.js';
+import { hexrBlockBody, topLevelString } from './spire-conf.js';
 
 type Level = 'PASS' | 'WARN' | 'FAIL';
 interface Check {
@@ -161,39 +162,6 @@ export async function doctorCommand(args: string[], env: Env): Promise<number> {
   const failed = checks.filter(c => c.level === 'FAIL').length;
   process.stdout.write(`${checks.length - failed} of ${checks.length} checks passed or warned, ${failed} failed\n`);
   return failed > 0 ? 1 : 0;
-}
-
-/**
- * The body of the first `WorkloadAttestor "hexr" { ... }` block, braces
- * matched (plugin_data nests one), skipping strings and # // comments.
- */
-function hexrBlockBody(text: string): string | undefined {
-  const head = /WorkloadAttestor\s+"hexr"\s*\{/.exec(text);
-  if (!head) return undefined;
-  let depth = 1;
-  const open = head.index + head[0].length;
-  for (let i = open; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
-    } else if (c === '#' || (c === '/' && text[i + 1] === '/')) {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if (c === '{') depth++;
-    else if (c === '}' && --depth === 0) return text.slice(open, i);
-  }
-  return undefined;
-}
-
-/** `key = "value"` at the top level of an HCL block body (not inside plugin_data). */
-function topLevelString(body: string, key: string): string | undefined {
-  let depth = 0;
-  for (const line of body.split('\n')) {
-    const code = line.replace(/^\s*(#|\/\/).*$/, '');
-    const m = new RegExp(`^\\s*"?${key}"?\\s*=\\s*"([^"]*)"`).exec(code);
-    if (m && depth === 0) return m[1];
-    depth += (code.match(/\{/g) ?? []).length - (code.match(/\}/g) ?? []).length;
-  }
-  return undefined;
 }
 
 function checkSpire(file: string, add: (l: Level, what: string, detail: string) => void): void {

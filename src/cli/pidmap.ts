@@ -4,7 +4,7 @@ import { safeJson } from '../core/escape.js';
 import type { PidmapRow } from '../daemon/debug-view.js';
 import { parseCommand } from './args.js';
 import type { Env } from './context.js';
-import { debugAddr, getJson } from './debug-client.js';
+import { FILTER_OPTIONS, debugAddr, filterQuery, getJson } from './debug-client.js';
 import { renderTable } from './table.js';
 
 const USAGE = `usage: hexr-pid-mapper pidmap [--json | -q] [--pod UID] [--role R] [--tenant T] [--agent A] [--addr HOST:PORT]
@@ -26,25 +26,16 @@ export async function pidmapCommand(args: string[], env: Env): Promise<number> {
         addr: { type: 'string' },
         json: { type: 'boolean', default: false },
         quiet: { type: 'boolean', short: 'q', default: false },
-        pod: { type: 'string' },
-        role: { type: 'string' },
-        tenant: { type: 'string' },
-        agent: { type: 'string' },
+        ...FILTER_OPTIONS,
       },
     },
     args,
   );
   if (!parsed.ok) return parsed.exitCode;
   const { values } = parsed;
-  const query = new URLSearchParams();
-  for (const k of ['pod', 'role', 'tenant', 'agent'] as const) {
-    const v = values[k];
-    if (v !== undefined) query.set(k, v);
-  }
-  const q = query.toString();
   let body: { version: number; count: number; entries: PidmapRow[] };
   try {
-    body = await getJson<typeof body>(debugAddr(values.addr, env), `/debug/pidmap${q === '' ? '' : `?${q}`}`);
+    body = await getJson<typeof body>(debugAddr(values.addr, env), `/debug/pidmap${filterQuery(values)}`);
   } catch (err) {
     process.stderr.write(`hexr-pid-mapper pidmap: ${(err as Error).message}\n`);
     return 1;

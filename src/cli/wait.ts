@@ -5,7 +5,7 @@ import { parseDuration } from '../core/duration.js';
 import { escapeText } from '../core/escape.js';
 import { parseCommand, usageError } from './args.js';
 import type { Env } from './context.js';
-import { debugAddr } from './debug-client.js';
+import { FILTER_OPTIONS, debugAddr, filterQuery } from './debug-client.js';
 import { markersOf, pollDaemon } from './daemon-watch.js';
 
 const USAGE = `usage: hexr-pid-mapper wait [--count N] [--role R] [--agent A] [--tenant T] [--pod UID] [--timeout 60s] [--addr HOST:PORT]
@@ -29,10 +29,7 @@ export async function waitCommand(args: string[], env: Env): Promise<number> {
         addr: { type: 'string' },
         count: { type: 'string', default: '1' },
         timeout: { type: 'string', default: '60s' },
-        role: { type: 'string' },
-        agent: { type: 'string' },
-        tenant: { type: 'string' },
-        pod: { type: 'string' },
+        ...FILTER_OPTIONS,
       },
     },
     args,
@@ -44,14 +41,9 @@ export async function waitCommand(args: string[], env: Env): Promise<number> {
   const timeoutMs = parseDuration(values.timeout);
   if (timeoutMs === undefined) return usageError('wait', USAGE, `--timeout "${values.timeout}" is not a duration (e.g. 30s, 2m)`);
   const addr = debugAddr(values.addr, env);
-  const query = new URLSearchParams();
-  for (const k of ['pod', 'role', 'tenant', 'agent'] as const) {
-    const v = values[k];
-    if (v !== undefined) query.set(k, v);
-  }
-  const q = query.toString() === '' ? '' : `?${query.toString()}`;
+  const q = filterQuery(values);
   const { view, met } = await pollDaemon(addr, q, v => v.kind === 'ready' && v.entries.length >= count, timeoutMs);
-  const what = q === '' ? 'mapped processes' : `mapped processes match ${escapeText(query.toString().replace(/&/g, ' '))}`;
+  const what = q === '' ? 'mapped processes' : `mapped processes match ${escapeText(q.slice(1).replace(/&/g, ' '))}`;
   if (met && view.kind === 'ready') {
     process.stderr.write(`hexr-pid-mapper wait: the daemon at ${addr} is ready; ${view.entries.length} ${what}\n`);
     return 0;

@@ -3,33 +3,21 @@
 // WorkloadAttestor "hexr" block of daemonset/spire-agent-hexr.conf.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { blockBody } from '../../../src/cli/spire-conf.js';
 import { REPO } from '../../helpers/build.js';
 
 export const SERVER_CONF = join(REPO, 'scripts', 'spire', 'server.conf');
 export const AGENT_CONF = join(REPO, 'scripts', 'spire', 'agent.conf');
 export const HEXR_SNIPPET = join(REPO, 'daemonset', 'spire-agent-hexr.conf');
 
-/** The text between the braces that open at `open` (an index just after "{"), skipping strings and comments. */
-export function blockBody(text: string, open: number): string {
-  let depth = 1;
-  for (let i = open; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
-    } else if (c === '#' || (c === '/' && text[i + 1] === '/')) {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if (c === '{') depth++;
-    else if (c === '}' && --depth === 0) return text.slice(open, i);
-  }
-  throw new Error('unbalanced braces');
-}
-
 /** The contents of `plugins { ... }` of daemonset/spire-agent-hexr.conf: the WorkloadAttestor "hexr" block as shipped. */
 export function shippedHexrBlock(): string {
   const text = fs.readFileSync(HEXR_SNIPPET, 'utf8');
   const m = /^plugins\s*\{/m.exec(text);
   if (!m) throw new Error(`${HEXR_SNIPPET}: no plugins block`);
-  return blockBody(text, m.index + m[0].length).replace(/^\n+|\s+$/g, ''); // indented as inside plugins { }
+  const body = blockBody(text, m.index + m[0].length);
+  if (body === undefined) throw new Error(`${HEXR_SNIPPET}: unbalanced braces`);
+  return body.replace(/^\n+|\s+$/g, ''); // indented as inside plugins { }
 }
 
 /** The shipped block with only the deployment-specific daemon_socket (and, for a negative test, the checksum) changed. */
