@@ -55,9 +55,9 @@ export async function runDaemon(
     // Not fatal: attestation does not need the state files.
     log.error({ [F.err]: (err as Error).message, dir: config.stateDir }, 'state_dir cannot be created; enriched context files will not be written');
   }
-  const store = new DecisionStore(config.stateDir, procfs.bootId(), (err, op) => {
+  const store = new DecisionStore(config.stateDir, procfs.bootId(), (err, what) => {
     metrics.stateWriteErrors.inc();
-    log.error({ [F.module]: 'decision-store', [F.err]: err.message }, `decision journal: ${op} failed; it is removed so that a restart fails safe, and rewritten at the next change`);
+    log.error({ [F.module]: 'decision-store', [F.err]: err.message }, `decision journal: ${what}`);
   });
   // Identity history (state_dir/history.jsonl): started first, closed last, so
   // that it frames every grant and removal with daemon_start / daemon_stop.

@@ -7,7 +7,12 @@
 // line per change of a marker path's record (last line wins; {"p":…,"x":1}
 // forgets a path). It is appended synchronously before the decisions it
 // records are published, and rewritten compactly at startup and when it
-// has grown to several times the live state.
+// has grown to several times the live state. That rewrite runs in the
+// background (a few megabytes at 10,000 claims would block the event loop for
+// tens of milliseconds): the journal keeps being appended to meanwhile, the
+// changes made since the snapshot are appended to the rewrite too, and only
+// then does the rewrite replace the journal, so the file on disk is complete
+// at every moment.
 //
 // Fail-safe rules:
 //  - no journal: "lost" (first start, or state_dir wiped): the core then maps
@@ -28,6 +33,14 @@ export const JOURNAL = 'decisions.jsonl';
 const FORMAT = 1;
 /** Compact when the journal has this many more lines than live records (and at least this many). */
 const COMPACT_SLACK = 2048;
+/** Records encoded per write of a background compaction (one event-loop turn each). */
+const COMPACT_CHUNK = 500;
+
+/** A background compaction: what was appended since its snapshot. */
+interface Compaction {
+  readonly pending: string[];
+  pendingLines: number;
+}
 
 export interface LoadedState {
   readonly records: PersistedClaim[];
@@ -88,11 +101,18 @@ export class DecisionStore {
   private lines = 0;
   /** The journal on disk is incomplete: rewrite it whole at the next chance. */
   private broken = false;
+  private compaction: Compaction | undefined;
+  /** After a failed background compaction, the journal length at which to try again. */
+  private retryCompactionAt = 0;
+  private compactions = 0;
+  /** Settles when the background compaction in progress (if any) is over; for tests and close. */
+  idle: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly dir: string,
     private readonly bootId: string,
-    private readonly onError: (err: Error, op: string) => void,
+    /** A write or rename failed: `what` says which, and what became of the journal. */
+    private readonly onError: (err: Error, what: string) => void,
   ) {}
 
   get file(): string {
@@ -101,6 +121,7 @@ export class DecisionStore {
 
   /** Reads the journal (never throws; a problem is reported in the result). */
   load(): LoadedState {
+    this.removeLeftoverTmps();
     let text: string;
     try {
       text = fs.readFileSync(this.file, 'utf8');
@@ -116,7 +137,7 @@ export class DecisionStore {
       try {
         fs.renameSync(this.file, aside);
       } catch (err) {
-        this.onError(err as Error, `move aside ${this.file}`);
+        this.onError(err as Error, `moving the corrupt ${this.file} aside failed`);
       }
       return { records: [], lost: true, sameBoot: false, problem: `${this.file} is corrupt (${why}); moved to ${aside}` };
     };
@@ -141,26 +162,64 @@ export class DecisionStore {
     return { records: [...byPath.values()], lost: false, sameBoot: header.boot_id === this.bootId, tornTail: torn };
   }
 
-  /** Rewrites the journal with exactly these records, and keeps it open for appends. */
+  /** Rewrites the journal with exactly these records, now, and keeps it open for appends. */
   compact(records: Iterable<PersistedClaim>): void {
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    const out: string[] = [JSON.stringify({ hexr_decisions: FORMAT, boot_id: this.bootId })];
+    this.compaction = undefined; // a rewrite in the background, if any, is superseded
+    const tmp = this.tmpFile();
+    const out: string[] = [this.header()];
     for (const r of records) out.push(encode(r));
     this.closeFd();
     try {
       fs.writeFileSync(tmp, `${out.join('\n')}\n`, { mode: 0o600 });
-      fs.renameSync(tmp, this.file);
-      this.fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_APPEND);
-      this.lines = out.length;
+      this.replaceWith(tmp, out.length);
       this.broken = false;
     } catch (err) {
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        /* the directory itself is the problem */
-      }
-      this.fail(err as Error, `rewrite ${this.file}`);
+      this.removeTmp(tmp);
+      this.fail(err as Error, `rewriting ${this.file}`);
     }
+  }
+
+  /**
+   * Rewrites the journal in the background from a snapshot of the live
+   * records; appends made meanwhile go to the journal as usual and, at the
+   * end, to the rewrite. If anything fails, the journal stays as it was
+   * (complete, only longer).
+   */
+  private compactInBackground(records: PersistedClaim[]): void {
+    const job: Compaction = { pending: [], pendingLines: 0 };
+    this.compaction = job;
+    const tmp = `${this.file}.${process.pid}.bg${++this.compactions}.tmp`;
+    const run = async (): Promise<void> => {
+      const fh = await fs.promises.open(tmp, 'wx', 0o600);
+      try {
+        let chunk = [this.header()];
+        for (const r of records) {
+          chunk.push(encode(r));
+          if (chunk.length >= COMPACT_CHUNK) {
+            await fh.appendFile(`${chunk.join('\n')}\n`);
+            chunk = [];
+            if (this.compaction !== job) return;
+          }
+        }
+        if (chunk.length > 0) await fh.appendFile(`${chunk.join('\n')}\n`);
+        if (this.compaction !== job || this.fd === undefined || this.broken) return;
+        // From here on, synchronous: no append can come in between.
+        fs.writeFileSync(fh.fd, job.pending.join(''));
+        if (fs.statSync(tmp).ino !== fs.fstatSync(fh.fd).ino) throw new Error(`${tmp} was removed or replaced during the rewrite`);
+        this.replaceWith(tmp, 1 + records.length + job.pendingLines);
+      } finally {
+        await fh.close();
+      }
+    };
+    this.idle = run()
+      .catch((err: unknown) => {
+        this.retryCompactionAt = this.lines + COMPACT_SLACK;
+        this.onError(err as Error, `the background rewrite of ${this.file} failed; the journal is unchanged (complete, only longer)`);
+      })
+      .finally(() => {
+        if (this.compaction === job) this.compaction = undefined;
+        this.removeTmp(tmp);
+      });
   }
 
   /**
@@ -170,7 +229,7 @@ export class DecisionStore {
    */
   append(changes: ReadonlyMap<string, PersistedClaim | null>, live: { readonly count: number; all(): Iterable<PersistedClaim> }): void {
     if (changes.size === 0 && !this.broken) return;
-    if (this.broken || this.fd === undefined || this.lines > 2 * live.count + COMPACT_SLACK) {
+    if (this.broken || this.fd === undefined) {
       this.compact(live.all());
       return;
     }
@@ -183,12 +242,56 @@ export class DecisionStore {
       if (n !== buf.length) throw Object.assign(new Error(`ENOSPC: wrote ${n} of ${buf.length} bytes`), { code: 'ENOSPC' });
       this.lines += changes.size;
     } catch (err) {
-      this.fail(err as Error, `append to ${this.file}`);
+      this.fail(err as Error, `appending to ${this.file}`);
+      return;
+    }
+    if (this.compaction) {
+      this.compaction.pending.push(text);
+      this.compaction.pendingLines += changes.size;
+    } else if (this.lines > 2 * live.count + COMPACT_SLACK && this.lines >= this.retryCompactionAt) {
+      this.compactInBackground([...live.all()]);
     }
   }
 
+  /** Stops appending; a background compaction in progress is abandoned (the journal is complete as it is). */
   close(): void {
+    this.compaction = undefined;
     this.closeFd();
+  }
+
+  private header(): string {
+    return JSON.stringify({ hexr_decisions: FORMAT, boot_id: this.bootId });
+  }
+
+  private tmpFile(): string {
+    return `${this.file}.${process.pid}.tmp`;
+  }
+
+  /** Renames `tmp` over the journal and opens that for appends (until the rename, the old journal stays open). */
+  private replaceWith(tmp: string, lines: number): void {
+    fs.renameSync(tmp, this.file);
+    this.closeFd();
+    this.fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_APPEND);
+    this.lines = lines;
+  }
+
+  /** Rewrites a crash interrupted (never the journal: a rewrite only replaces it by a rename). */
+  private removeLeftoverTmps(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const n of names) if (n.startsWith(`${JOURNAL}.`) && n.endsWith('.tmp')) this.removeTmp(path.join(this.dir, n));
+  }
+
+  private removeTmp(tmp: string): void {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* the directory itself is the problem */
+    }
   }
 
   private closeFd(): void {
@@ -199,12 +302,13 @@ export class DecisionStore {
   /** The journal can no longer be trusted to be complete: remove it (a restart then fails safe). */
   private fail(err: Error, op: string): void {
     this.broken = true;
+    this.compaction = undefined;
     this.closeFd();
-    this.onError(err, op);
+    this.onError(err, `${op} failed; the journal is removed so that a restart fails safe, and rewritten whole at the next change`);
     try {
       fs.rmSync(this.file, { force: true });
     } catch (e) {
-      this.onError(e as Error, `remove incomplete ${this.file}`);
+      this.onError(e as Error, `removing the incomplete ${this.file} failed`);
     }
   }
 }

@@ -116,4 +116,98 @@ describe('DecisionStore', () => {
     expect(back.lost).toBe(false);
     expect(back.records.map(r => r.path)).toEqual(['/p/a.json']);
   });
+  describe('compaction in the background', () => {
+    // 10 live records, each round rewrites all 10 (age + 1): after a compaction the journal has
+    // 11 lines, after k rounds 11 + 10k; it must be compacted past 2 × 10 + 2,048 lines (k = 206).
+    const live10 = (): { records: PersistedClaim[]; grow(s: DecisionStore, rounds: number): void } => {
+      const records = Array.from({ length: 10 }, (_, i) => claim(`/p/${i}.json`));
+      return {
+        records,
+        grow(s, rounds) {
+          for (let i = 0; i < rounds; i++) {
+            for (let j = 0; j < records.length; j++) records[j] = { ...records[j]!, age: records[j]!.age + 1n };
+            s.append(new Map(records.map(r => [r.path, r])), live(records));
+          }
+        },
+      };
+    };
+    const lineCount = (f: string): number => fs.readFileSync(f, 'utf8').split('\n').length - 1;
+
+    it('leaves the journal in place (and appended to) until the rewrite, with what changed meanwhile, replaces it', async () => {
+      const dir = tmp();
+      const errors: string[] = [];
+      const s = new DecisionStore(dir, 'b', (e, what) => errors.push(`${what}: ${e.message}`));
+      const l = live10();
+      s.compact(l.records);
+      const file = path.join(dir, JOURNAL);
+      const ino = fs.statSync(file).ino;
+      l.grow(s, 206); // the last append starts the rewrite
+      // The append that crossed the threshold returned without rewriting anything.
+      expect(fs.statSync(file).ino).toBe(ino);
+      expect(lineCount(file)).toBe(11 + 2060);
+      // Changes made while the rewrite runs go to the journal at once...
+      l.records[0] = claim('/p/0.json', { bound: { pid: 7, startTime: 70 } });
+      s.append(new Map([['/p/0.json', l.records[0]], ['/p/1.json', null]]), live(l.records));
+      expect(lineCount(file)).toBe(11 + 2062);
+      await s.idle;
+      // ...and into the rewrite, which has replaced the journal.
+      expect(fs.statSync(file).ino).not.toBe(ino);
+      expect(lineCount(file)).toBe(11 + 2);
+      expect(fs.readdirSync(dir)).toEqual([JOURNAL]);
+      s.append(new Map([['/p/2.json', null]]), live(l.records)); // appends go to the new journal
+      s.close();
+      const back = new DecisionStore(dir, 'b', () => undefined).load();
+      expect(back.lost).toBe(false);
+      const byPath = new Map(back.records.map(r => [r.path, r]));
+      expect([...byPath.keys()].sort()).toEqual(['/p/0.json', ...[3, 4, 5, 6, 7, 8, 9].map(i => `/p/${i}.json`)]);
+      expect(byPath.get('/p/0.json')?.bound).toEqual({ pid: 7, startTime: 70 });
+      expect(byPath.get('/p/3.json')?.age).toBe(claim('x').age + 206n);
+      expect(errors).toEqual([]);
+    });
+
+    it('a rewrite that fails leaves the journal complete, is reported, and is tried again only after more growth', async () => {
+      const dir = tmp();
+      const errors: string[] = [];
+      const s = new DecisionStore(dir, 'b', (e, what) => errors.push(`${what}: ${e.message}`));
+      const l = live10();
+      s.compact(l.records);
+      const file = path.join(dir, JOURNAL);
+      const blocker = `${file}.${process.pid}.bg1.tmp`;
+      fs.mkdirSync(blocker); // the first rewrite's file cannot be created
+      l.grow(s, 206);
+      await s.idle;
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/background rewrite .* failed; the journal is unchanged/);
+      expect(lineCount(file)).toBe(11 + 2060);
+      l.grow(s, 1);
+      await s.idle;
+      expect(lineCount(file)).toBe(11 + 2070); // not tried again at once
+      l.grow(s, 203); // 2,040 lines since the failure: still not
+      await s.idle;
+      expect(lineCount(file)).toBe(11 + 4100);
+      l.grow(s, 1); // past 2,048 more: tried again, as bg2
+      await s.idle;
+      expect(lineCount(file)).toBe(11);
+      expect(errors).toHaveLength(1);
+      s.close();
+      fs.rmdirSync(blocker);
+      expect(new DecisionStore(dir, 'b', () => undefined).load().records.map(r => r.age)).toEqual(l.records.map(r => r.age));
+    });
+
+    it('close() during a rewrite abandons it; the journal stays complete and the next start removes leftovers', async () => {
+      const dir = tmp();
+      const s = new DecisionStore(dir, 'b', () => undefined);
+      const l = live10();
+      s.compact(l.records);
+      l.grow(s, 206);
+      s.close();
+      await s.idle;
+      const file = path.join(dir, JOURNAL);
+      expect(lineCount(file)).toBe(11 + 2060);
+      fs.writeFileSync(`${file}.4242.bg3.tmp`, 'half a rewrite a crash left');
+      const back = new DecisionStore(dir, 'b', () => undefined).load();
+      expect(back.records.map(r => r.age)).toEqual(l.records.map(r => r.age));
+      expect(fs.readdirSync(dir)).toEqual([JOURNAL]);
+    });
+  });
 });
