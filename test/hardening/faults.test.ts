@@ -15,7 +15,7 @@ import { DaemonProcess } from '../helpers/daemon.js';
 import { GO_SKIP, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
 import { buildHost, type BuiltHost } from '../helpers/go-host.js';
 import { PLUGIN_ENV, socketFromHandshake } from '../helpers/plugin-process.js';
-import { TestPod, alive, exited, shq, spawnWithPid } from '../helpers/pod.js';
+import { TestPod, alive, exited, shq, spawnWithPid, startTicks } from '../helpers/pod.js';
 import { assertMapTruthful, makeKubeletRoot, roleOf, sleep, waitResyncs } from './lib.js';
 
 const skip = skipNote('hardening (faults: real daemon, real namespaces)', ROOT_SKIP);
@@ -265,9 +265,14 @@ describe.skipIf(skip)('faults: PID reuse at host and container level under churn
     const pod = await TestPod.create(kubelet, 'v2-systemd-containerd');
     const extra: ChildProcess[] = [];
     let churning = true;
+    let paused = false;
     // Churn: unrelated short-lived processes on the host and inside the pod.
     const churn = (async () => {
       while (churning) {
+        if (paused) {
+          await new Promise(r => setTimeout(r, 10));
+          continue;
+        }
         await Promise.all([
           new Promise(r => spawn('true', { stdio: 'ignore' }).once('exit', r)),
           pod.exec('exit 0').then(p => new Promise(r => (p.handle.exitCode !== null ? r(0) : p.handle.once('exit', r)))).catch(() => undefined),
@@ -282,12 +287,21 @@ describe.skipIf(skip)('faults: PID reuse at host and container level under churn
         const p = await pod.startRole(role);
         await eventually(async () => (await daemon.attest(p.hostPid)).found, 10_000, `${role} mapped`);
         expect(roleOf((await daemon.attest(p.hostPid)).selector_values)).toBe(role);
+        const deadStart = startTicks(p.hostPid);
         await pod.kill(p);
+        // The churn's forks (inside the pod too) would race us for the PIDs.
+        paused = true;
         // Container level: the next process in the pod takes the dead writer's container PID.
         const { sh, reuser } = await reuseContainerPid(pod, p.cpid);
-        // Host level: a host process takes the dead writer's host PID.
-        const hostReuser = await spawnWithPid(p.hostPid);
-        extra.push(hostReuser);
+        // Host level: a host process takes the dead writer's host PID. Another
+        // test file's process may have taken it first and kept it: then that
+        // one is the reuser, as good for this check.
+        const hostReuser = await spawnWithPid(p.hostPid).catch(() => undefined);
+        paused = false;
+        if (hostReuser) extra.push(hostReuser);
+        const reuserStart = startTicks(p.hostPid);
+        expect(reuserStart, `host PID ${p.hostPid} reused`).toBeDefined();
+        expect(reuserStart).not.toBe(deadStart);
         for (let i = 0; i < 20; i++) {
           for (const pid of [reuser, p.hostPid]) {
             checks++;
@@ -300,7 +314,7 @@ describe.skipIf(skip)('faults: PID reuse at host and container level under churn
           if ((await daemon.attest(pid)).selector_values.length !== 0) wrong++;
         }
         expect((await daemon.marker(pod.hostPath(`content-crew-${role}.json`)))?.state).toBe('stale');
-        hostReuser.kill('SIGKILL');
+        hostReuser?.kill('SIGKILL');
         process.kill(sh, 'SIGKILL');
         process.kill(reuser, 'SIGKILL');
       }

@@ -220,17 +220,41 @@ export function setNextPid(pid: number, nsLastPidFile = '/proc/sys/kernel/ns_las
   fs.writeFileSync(nsLastPidFile, String(pid - 1));
 }
 
-/** Forks `sleep` on the host until it gets host PID `pid` (other processes may race us for it). */
-export async function spawnWithPid(pid: number): Promise<ChildProcess> {
-  // A dead process's PID is free only once it has been reaped (a zombie still holds it).
-  await eventually(() => !fs.existsSync(`/proc/${pid}`), 10_000, `PID ${pid} reaped`);
-  for (let i = 0; i < 500; i++) {
+/** Start time of a live process in clock ticks since boot (field 22 of /proc/PID/stat), or undefined once it is gone. */
+export function startTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Forks `sleep` on the host until it gets host PID `pid`. Other processes race
+ * us for it (other test files run in parallel, and a fork inside a pod takes a
+ * host PID too); while one holds it we wait for it to go, up to `timeoutMs`.
+ */
+export async function spawnWithPid(pid: number, timeoutMs = 20_000): Promise<ChildProcess> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    // A dead process's PID is free only once it has been reaped (a zombie still holds it).
+    if (fs.existsSync(`/proc/${pid}`)) {
+      await new Promise(r => setTimeout(r, 20));
+      continue;
+    }
     setNextPid(pid);
     const c = spawn('sleep', ['100000'], { stdio: 'ignore' });
     if (c.pid === pid) return c;
     c.kill('SIGKILL');
     await new Promise(r => c.once('exit', r));
   }
-  throw new Error(`could not get PID ${pid}`);
+  let holder = 'nobody';
+  try {
+    holder = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    /* gone */
+  }
+  throw new Error(`could not get PID ${pid} in ${timeoutMs} ms (now held by: ${holder})`);
 }
 
