@@ -7,6 +7,7 @@
 // pending until the resync), never create one, because every candidate is
 // re-read and re-validated by its start time before it is used.
 import type { Procfs } from './procfs.js';
+import { TimeSlice, tick } from './time-slice.js';
 
 export interface Candidate {
   readonly pid: number;
@@ -14,21 +15,19 @@ export interface Candidate {
   readonly nspid: readonly number[];
 }
 
-const YIELD_EVERY = 512;
 /** Largest range of newly allocated PIDs read one by one instead of listing /proc. */
 const PROBE_MAX = 1024;
-const tick = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
 
 export class ProcTable {
   /** host PID → container PID (last NSpid value); 0 when unreadable. */
-  private readonly cpidOf = new Map<number, number>();
-  private readonly byCpid = new Map<number, Set<number>>();
+  private cpidOf = new Map<number, number>();
+  private byCpid = new Map<number, Set<number>>();
   /**
    * Pod UID of a PID (null: none), read once, used only to skip candidates
    * of other pods before the costlier re-validation; rule 2 itself is always
    * checked on a fresh read. Same staleness as the index (see above).
    */
-  private readonly podOf = new Map<number, string | null>();
+  private podOf = new Map<number, string | null>();
 
   constructor(private readonly procfs: Procfs) {}
 
@@ -88,7 +87,8 @@ export class ProcTable {
   async refreshAsync(): Promise<{ added: number; removed: number }> {
     const probed = this.probe();
     if (probed) return probed;
-    const steps = this.listingSteps();
+    const last = this.nextLastPid ?? this.procfs.readLastPid?.();
+    const steps = this.listingSteps(last, await this.listPids());
     for (;;) {
       const r = steps.next();
       if (r.done) return r.value;
@@ -128,26 +128,30 @@ export class ProcTable {
 
   /** Incremental refresh by listing /proc: drop PIDs that are gone, read only new ones. */
   refreshFull(): { added: number; removed: number } {
-    const steps = this.listingSteps();
+    const last = this.nextLastPid ?? this.procfs.readLastPid?.();
+    const steps = this.listingSteps(last, this.procfs.listPids());
     for (;;) {
       const r = steps.next();
       if (r.done) return r.value;
     }
   }
 
-  /** refreshFull() as steps: it yields after every YIELD_EVERY new PIDs read. */
-  private *listingSteps(): Generator<void, { added: number; removed: number }> {
+  /** refreshFull() as steps: it yields after every slice of reads (see TimeSlice). */
+  private *listingSteps(last: number | undefined, live: number[]): Generator<void, { added: number; removed: number }> {
     this.lastWasProbe = false;
-    const last = this.nextLastPid ?? this.procfs.readLastPid?.();
     this.nextLastPid = undefined;
-    const live = this.procfs.listPids();
     const seen = new Set<number>();
+    const slice = new TimeSlice();
     let added = 0;
     for (const pid of live) {
       seen.add(pid);
       if (!this.cpidOf.has(pid)) {
         this.readOne(pid);
-        if (++added % YIELD_EVERY === 0) yield;
+        added++;
+        if (slice.due(32)) {
+          yield;
+          slice.restart();
+        }
       }
     }
     let removed = 0;
@@ -163,18 +167,26 @@ export class ProcTable {
     return { added, removed };
   }
 
+  /** The PIDs in /proc, listed off the event loop when the procfs can. */
+  private listPids(): Promise<number[]> {
+    return this.procfs.listPidsAsync?.() ?? Promise.resolve(this.procfs.listPids());
+  }
+
   /** Full resync: re-read every PID's status (heals reused PIDs); yields to the event loop. */
   async fullResync(): Promise<number> {
     const last = this.procfs.readLastPid?.();
-    const live = this.procfs.listPids();
-    this.cpidOf.clear();
-    this.byCpid.clear();
-    this.podOf.clear();
-    let n = 0;
+    const live = await this.listPids();
+    // Built aside and swapped in whole: batches running meanwhile see the old
+    // table, never a half-filled one.
+    const fresh = new ProcTable(this.procfs);
+    const slice = new TimeSlice();
     for (const pid of live) {
-      this.readOne(pid);
-      if (++n % YIELD_EVERY === 0) await tick();
+      fresh.readOne(pid);
+      if (slice.due(32)) await slice.yield();
     }
+    this.cpidOf = fresh.cpidOf;
+    this.byCpid = fresh.byCpid;
+    this.podOf = fresh.podOf;
     // Processes created while this ran are in (last, now]: the next refresh probes them.
     this.lastPid = last;
     this.lastWasProbe = false;

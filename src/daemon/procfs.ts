@@ -18,6 +18,8 @@ export interface Procfs {
   readonly procDir: string;
   /** Numeric entries of /proc: every PID visible to us. */
   listPids(): number[];
+  /** listPids() without blocking the event loop (the listing runs on libuv's thread pool). */
+  listPidsAsync?(): Promise<number[]>;
   readNSpid(pid: number): number[] | undefined;
   readStartTime(pid: number): number | undefined;
   readPidNs(pid: number): number | undefined;
@@ -41,6 +43,18 @@ export const CLK_TCK = 100;
 /** One clock tick of /proc/PID/stat, in ns. */
 export const TICK_NS = 1_000_000_000n / BigInt(CLK_TCK);
 
+function pidNames(names: string[]): number[] {
+  const out: number[] = [];
+  for (const name of names) {
+    const c = name.charCodeAt(0);
+    if (c >= 48 && c <= 57) {
+      const n = Number(name);
+      if (Number.isInteger(n)) out.push(n);
+    }
+  }
+  return out;
+}
+
 export function createProcfs(opts: { root?: string; clock?: ClockSources } = {}): Procfs {
   const procDir = path.join(opts.root ?? '/', 'proc');
   const clock = opts.clock ?? systemClock(() => readSmall(`${procDir}/uptime`), () => readSmall(`${procDir}/stat`));
@@ -48,15 +62,10 @@ export function createProcfs(opts: { root?: string; clock?: ClockSources } = {})
   return {
     procDir,
     listPids() {
-      const out: number[] = [];
-      for (const name of fs.readdirSync(procDir)) {
-        const c = name.charCodeAt(0);
-        if (c >= 48 && c <= 57) {
-          const n = Number(name);
-          if (Number.isInteger(n)) out.push(n);
-        }
-      }
-      return out;
+      return pidNames(fs.readdirSync(procDir));
+    },
+    async listPidsAsync() {
+      return pidNames(await fs.promises.readdir(procDir));
     },
     readNSpid(pid) {
       const t = readSmall(`${procDir}/${pid}/status`);

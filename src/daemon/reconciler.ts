@@ -35,6 +35,7 @@ import { MarkerRecords, type MarkerRecord, type MarkerView } from './records.js'
 import { evaluateClaim, type RuleContext } from './rules.js';
 import { UnsafePathError, fileId, listDir, openDirNoFollow, readMarkerFile, type FileIdentity } from './secure-fs.js';
 import type { StateWriter } from './state-writer.js';
+import { TimeSlice, tick } from './time-slice.js';
 import { WorkQueue } from './work-queue.js';
 
 export type { IdentityChange } from './apply.js';
@@ -77,8 +78,6 @@ export interface ReconcilerOptions {
   readonly now?: () => number;
 }
 
-/** Longest stretch of a batch or a liveness pass without yielding to the event loop. */
-const SLICE_MS = 4;
 /** A pending marker is retried often for this long after it changed, then only at resync. */
 const PENDING_HOT_MS = 60_000;
 /** Event paths of one pod per batch; resync paths per batch. */
@@ -86,7 +85,6 @@ const PER_SCOPE_BATCH = 256;
 const RESYNC_CHUNK = 2048;
 /** Distinct queued event paths of one pod before they are given up for a rescan of its directory. */
 const MAX_QUEUED_PER_SCOPE = 4096;
-const tick = (): Promise<void> => new Promise(resolve => setImmediate(resolve));
 
 function digest(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('base64url').slice(0, 22);
@@ -428,18 +426,20 @@ export class Reconciler {
     await this.table.refreshAsync();
     const fds = new Map<string, number | null>();
     try {
-      for (const [d, withKnown] of dirs) for (const f of this.scanDir(d, fds, withKnown)) wanted.add(f);
-      const ordered = this.byAge(wanted, fds);
-      let slice = performance.now();
-      for (let i = 0; i < ordered.length; i++) {
-        this.reconcileFile(ordered[i] as string, fds);
-        if ((i & 63) === 63 && performance.now() - slice > SLICE_MS) {
+      const slice = new TimeSlice();
+      for (const [d, withKnown] of dirs) {
+        for (const f of this.scanDir(d, fds, withKnown)) wanted.add(f);
+        if (slice.due(1)) await slice.yield();
+      }
+      const ordered = await this.byAge(wanted, fds, slice);
+      for (const file of ordered) {
+        this.reconcileFile(file, fds);
+        if (slice.due()) {
           this.settle(fds);
           this.publish();
           this.releaseWaiters();
-          await tick();
+          await slice.yield();
           if (this.closed) break;
-          slice = performance.now();
         }
       }
       this.settle(fds);
@@ -455,7 +455,7 @@ export class Reconciler {
    * known), then new ones by ctime, oldest first: a batch that publishes as it
    * goes must never let a younger new claim be decided before an older one.
    */
-  private byAge(paths: Set<string>, fds: Map<string, number | null>): string[] {
+  private async byAge(paths: Set<string>, fds: Map<string, number | null>, slice: TimeSlice): Promise<string[]> {
     if (paths.size <= 64) return [...paths];
     const known: string[] = [];
     const keyed: [bigint, string][] = [];
@@ -475,6 +475,7 @@ export class Reconciler {
         }
       }
       keyed.push([ns, p]);
+      if (slice.due()) await slice.yield();
     }
     keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return [...known, ...keyed.map(k => k[1])];
@@ -750,9 +751,8 @@ export class Reconciler {
   }
 
   private async livenessPass(): Promise<void> {
-    let slice = performance.now();
+    const slice = new TimeSlice();
     let gone = 0;
-    let i = 0;
     const flush = (): void => {
       if (gone === 0) return;
       this.settle(new Map());
@@ -765,11 +765,10 @@ export class Reconciler {
         this.core.processGone(cand.pid, st);
         gone++;
       }
-      if ((++i & 255) === 0 && performance.now() - slice > SLICE_MS) {
+      if (slice.due(32)) {
         flush();
-        await tick();
+        await slice.yield();
         if (this.closed) return;
-        slice = performance.now();
       }
     }
     flush();

@@ -248,19 +248,34 @@ describe('ProcTable: properties', () => {
     );
   });
 
-  it('fullResync handles thousands of PIDs and yields to the event loop while doing so', async () => {
+  it('fullResync handles thousands of PIDs, yields to the event loop every few ms, and swaps the new table in whole', async () => {
     const procs = new Map<number, { nspid: number[]; start: number }>();
     for (let pid = 1; pid <= 3000; pid++) procs.set(pid, { nspid: [pid, (pid % 10) + 1], start: pid });
-    const table = new ProcTable(memProcfs(procs));
+    const mem = memProcfs(procs);
+    // Each read costs 10 µs, as a /proc read does on a busy node: 30 ms in all.
+    const slow: Procfs = {
+      ...mem,
+      readNSpid: pid => {
+        const until = performance.now() + 0.01;
+        while (performance.now() < until);
+        return mem.readNSpid(pid);
+      },
+    };
+    const table = new ProcTable(slow);
+    table.refreshFull();
+    expect(table.candidates(1)).toHaveLength(300);
     let immediates = 0;
+    const seen: number[] = [];
     const countImmediates = (): void => {
       immediates++;
-      if (immediates < 100) setImmediate(countImmediates);
+      seen.push(table.candidates(1).length); // a batch running meanwhile
+      if (immediates < 1000) setImmediate(countImmediates);
     };
     setImmediate(countImmediates);
     const n = await table.fullResync();
     expect(n).toBe(3000);
-    expect(immediates).toBeGreaterThan(1); // other callbacks ran while it worked
+    expect(immediates).toBeGreaterThan(3); // other callbacks ran while it worked
+    expect(new Set(seen)).toEqual(new Set([300])); // never a half-filled table
     expect(table.candidates(1)).toHaveLength(300);
   });
 });
