@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { TestPod } from '../../test/helpers/pod.js';
 import { attestRun, report, startLoopProbe, type AttestFigures } from '../lib/bench.js';
-import { ATTEST_SECONDS, sleepersIn, type BenchNode } from '../lib/node.js';
+import { ATTEST_SECONDS, daemonAttestCalls, sleepersIn, type BenchNode } from '../lib/node.js';
 import { mappedSample } from './classic.js';
 
 interface LoopStatus {
@@ -39,13 +39,16 @@ export async function quietMix(n: BenchNode): Promise<void> {
   const pids = await mixedPids(n);
   await n.daemon.get('/debug/status?reset_loop_delay=1');
   const probe = startLoopProbe();
+  const calls0 = await daemonAttestCalls(n.daemon);
   quiet = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS);
+  const reached = (await daemonAttestCalls(n.daemon)) - calls0;
   const idle = await probe.stop();
   const s = await n.daemon.get<LoopStatus>('/debug/status');
   report('7q.quiet_mix_c32', {
     p50_ms: quiet.p50_ms,
     p99_ms: quiet.p99_ms,
     rps: quiet.throughput_rps,
+    daemon_calls: reached,
     daemon_loop_max_ms: s.event_loop_delay.max_ms,
     plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN,
     idle_node_loop_max_ms: idle.max_ms,
@@ -71,9 +74,11 @@ export async function churn(n: BenchNode): Promise<void> {
     const starts0 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
     await n.daemon.get('/debug/status?reset_loop_delay=1');
     const probe = startLoopProbe();
+    const calls0 = await daemonAttestCalls(n.daemon);
     const t0 = performance.now();
     const ours = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS * 2);
     const secs = (performance.now() - t0) / 1000;
+    const reached = (await daemonAttestCalls(n.daemon)) - calls0;
     const idle = await probe.stop();
     const starts1 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
     const s = await n.daemon.get<LoopStatus>('/debug/status');
@@ -85,6 +90,7 @@ export async function churn(n: BenchNode): Promise<void> {
       max_ms: ours.max_ms,
       rps: ours.throughput_rps,
       errors: ours.errors,
+      daemon_calls: reached,
       quiet_p99_ms: quiet?.p99_ms ?? NaN,
       p99_ratio: ours.p99_ms / (quiet?.p99_ms ?? NaN),
       daemon_loop_p99_ms: s.event_loop_delay.p99_ms,
