@@ -111,6 +111,7 @@ export class Reconciler {
   private readonly resyncPaths = new Set<string>();
   private readonly resyncDirs = new Set<string>();
   private running = false;
+  private batchRun: Promise<void> | undefined;
   private scheduled = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retryPending = false;
@@ -363,8 +364,17 @@ export class Reconciler {
     });
   }
 
-  private async runBatches(): Promise<void> {
-    if (this.running) return;
+  /**
+   * Runs batches until no work is left. While a run is going on, callers get
+   * that run: it takes what they queued before its next batch, so awaiting it
+   * means their work is done (the startup resync relies on this).
+   */
+  private runBatches(): Promise<void> {
+    if (!this.running || !this.batchRun) this.batchRun = this.batchLoop();
+    return this.batchRun;
+  }
+
+  private async batchLoop(): Promise<void> {
     this.running = true;
     try {
       while (!this.closed && (this.hasWork() || this.retryPending)) {
