@@ -112,6 +112,8 @@ export class Reconciler {
   private readonly resyncDirs = new Set<string>();
   private running = false;
   private batchRun: Promise<void> | undefined;
+  /** True until the startup scan is complete: nothing is decided before. */
+  private startingUp = true;
   private scheduled = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retryPending = false;
@@ -158,6 +160,7 @@ export class Reconciler {
     });
     await this.resync();
     this.core.startupDone();
+    this.startingUp = false;
     this.settle(new Map());
     this.o.store.compact(this.core.records());
     this.publish();
@@ -692,6 +695,9 @@ export class Reconciler {
 
   /** Settles the core, persists, then applies; re-checks what the core asks for. */
   private settle(fds: Map<string, number | null>): void {
+    // Until the startup scan has observed every claim, deciding would favour
+    // whatever it happened to read first (the ages may all be unknown).
+    if (this.startingUp) return;
     for (let round = 0; round < 16; round++) {
       const s = this.core.settle();
       this.o.store.append(s.persist, { count: this.core.size, all: () => this.core.records() });

@@ -30,10 +30,11 @@ function sleeper(): ChildProcess {
   return c;
 }
 
-async function reconciler(procfs: Procfs): Promise<{ r: Reconciler; dir: string; metrics: ReturnType<typeof createMetrics> }> {
+async function reconciler(procfs: Procfs, before?: (ctx: string) => void): Promise<{ r: Reconciler; dir: string; metrics: ReturnType<typeof createMetrics> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-rec-'));
   const state = path.join(dir, '.state');
   fs.mkdirSync(path.join(dir, 'ctx'));
+  before?.(path.join(dir, 'ctx'));
   const metrics = createMetrics();
   const r = new Reconciler({
     layout: createLayout({ kind: 'flat', contextRoot: path.join(dir, 'ctx') }),
@@ -96,5 +97,32 @@ describe('Reconciler', () => {
     broken = undefined; // the disk recovers: the retry maps it
     await eventually(() => r.snapshot().get(procs[1]!.pid as number)?.marker.process_role === 'b', 5000, 'b mapped on retry');
     expect(r.markers().find(m => m.path.endsWith('b.json'))?.reason).toBe(`mapped to host PID ${procs[1]!.pid}`);
+  });
+
+  // Issue 10: after state_dir loss every claim present at startup has the same
+  // unknown age. A startup scan long enough to yield settled what it had read
+  // so far: the first of two rival claims mapped before the second was seen.
+  it('maps neither of two rival claims present at a start without decision state, however long the startup scan takes', async () => {
+    const real = createProcfs();
+    const procs = Array.from({ length: 12 }, () => sleeper());
+    await eventually(() => procs.every(p => real.readStartTime(p.pid as number) !== undefined), 5000, 'sleepers');
+    // Every /proc read takes 2 ms, as on a busy node: the scan yields many times.
+    const slow = <A extends unknown[], R>(f: (...a: A) => R) => (...a: A): R => {
+      const until = performance.now() + 2;
+      while (performance.now() < until);
+      return f(...a);
+    };
+    const procfs: Procfs = { ...real, readStartTime: slow(real.readStartTime), readCgroup: slow(real.readCgroup) };
+    const [holder, rival, ...others] = procs.map(p => p.pid as number);
+    const { r } = await reconciler(procfs, dir => {
+      // Oldest first: the holder's claim, ten unrelated ones, the rival's.
+      write(dir, 'holder.json', { process_role: 'editor', container_pid: holder });
+      for (const [i, pid] of others.entries()) write(dir, `other-${i}.json`, { process_role: `other-${i}`, container_pid: pid });
+      write(dir, 'rival.json', { process_role: 'editor', container_pid: rival });
+    });
+    expect(r.snapshot().size).toBe(others.length);
+    expect(r.snapshot().get(holder!)).toBeUndefined();
+    expect(r.snapshot().get(rival!)).toBeUndefined();
+    for (const f of ['holder.json', 'rival.json']) expect(r.markers().find(m => m.path.endsWith(f))?.state).toBe('conflict');
   });
 });
