@@ -112,7 +112,7 @@ describe('Reconciler', () => {
       while (performance.now() < until);
       return f(...a);
     };
-    const procfs: Procfs = { ...real, readStartTime: slow(real.readStartTime), readCgroup: slow(real.readCgroup) };
+    const procfs: Procfs = { ...real, readStartTime: slow(pid => real.readStartTime(pid)), readCgroup: slow(pid => real.readCgroup(pid)) };
     const [holder, rival, ...others] = procs.map(p => p.pid as number);
     const { r } = await reconciler(procfs, dir => {
       // Oldest first: the holder's claim, ten unrelated ones, the rival's.
