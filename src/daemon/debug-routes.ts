@@ -4,7 +4,8 @@
 import type { PidMap } from '../core/pid-map.js';
 import { debugPage } from './debug-page.js';
 import { renderPidmap } from './debug-view.js';
-import { json, type Route } from './http-server.js';
+import { json, type HttpReply, type Route } from './http-server.js';
+import { jsonWithList } from './json-chunks.js';
 import type { MarkerView } from './reconciler.js';
 
 export interface DebugSource {
@@ -32,18 +33,31 @@ export function debugRoutes(src: DebugSource): Route {
         return { status: 200, body: 'ok\n', type: 'text/plain' };
       case '/ready':
         return src.ready() ? { status: 200, body: 'ready\n', type: 'text/plain' } : { status: 503, body: 'not ready\n', type: 'text/plain' };
-      case '/debug/pidmap':
-        return json(200, renderPidmap(src.snapshot(), { pod: q('pod'), role: q('role'), tenant: q('tenant'), agent: q('agent') }));
+      case '/debug/pidmap': {
+        const { entries, ...head } = renderPidmap(src.snapshot(), { pod: q('pod'), role: q('role'), tenant: q('tenant'), agent: q('agent') });
+        return listReply(head, 'entries', entries);
+      }
       case '/debug/markers': {
         const state = q('state');
         const list = src.markers().filter(m => state === undefined || m.state === state);
-        list.sort((a, b) => a.path.localeCompare(b.path));
-        return json(200, { count: list.length, markers: list });
+        list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+        return listReply({ count: list.length }, 'markers', list);
       }
       case '/debug/status':
         return json(200, src.status(q('reset_loop_delay') === '1'));
       default:
         return json(404, { error: 'not found', paths: ['/live', '/ready', '/debug/', '/debug/pidmap', '/debug/markers', '/debug/explain/{pid}', '/debug/status'] });
     }
+  };
+}
+
+/** A reply carrying a long list, streamed without holding the event loop (see json-chunks.ts). */
+function listReply(head: Record<string, unknown>, key: string, items: readonly unknown[]): HttpReply {
+  return {
+    status: 200,
+    body: (async function* () {
+      yield* jsonWithList(head, key, items);
+      yield '\n';
+    })(),
   };
 }

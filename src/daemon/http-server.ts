@@ -6,7 +6,8 @@ import { safeJson } from '../core/escape.js';
 
 export interface HttpReply {
   status: number;
-  body: string;
+  /** The whole text, or chunks written as they come (with backpressure). */
+  body: string | AsyncIterable<string>;
   type?: string;
   /** Extra response headers (e.g. Content-Security-Policy, Location). */
   headers?: Readonly<Record<string, string>>;
@@ -56,7 +57,8 @@ export class HttpServer {
         .then(
           r => {
             res.writeHead(r.status, { 'content-type': r.type ?? 'application/json; charset=utf-8', ...BASE_HEADERS, ...r.headers });
-            res.end(r.body);
+            if (typeof r.body === 'string') res.end(r.body);
+            else void stream(res, req.method === 'HEAD' ? undefined : r.body);
           },
           () => {
             res.writeHead(500, { 'content-type': 'text/plain', ...BASE_HEADERS });
@@ -81,6 +83,21 @@ export class HttpServer {
     if (!s) return;
     s.closeAllConnections();
     await new Promise<void>(resolve => s.close(() => resolve()));
+  }
+}
+
+/** Writes chunks as the client takes them; stops when the client goes away. */
+async function stream(res: http.ServerResponse, body: AsyncIterable<string> | undefined): Promise<void> {
+  try {
+    if (body) {
+      for await (const chunk of body) {
+        if (res.destroyed) return;
+        if (!res.write(chunk)) await new Promise(resolve => res.once('drain', resolve).once('close', resolve));
+      }
+    }
+    res.end();
+  } catch {
+    res.destroy();
   }
 }
 
