@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { TestPod } from '../../test/helpers/pod.js';
-import { attestRun, report, startLoopProbe, type AttestFigures } from '../lib/bench.js';
+import { attestRun, cpuWindows, median, report, startLoopProbe, type AttestFigures } from '../lib/bench.js';
 import { ATTEST_SECONDS, daemonAttestCalls, sleepersIn, type BenchNode } from '../lib/node.js';
 import { mappedSample } from './classic.js';
 
@@ -40,7 +40,8 @@ export async function quietMix(n: BenchNode): Promise<void> {
   await n.daemon.get('/debug/status?reset_loop_delay=1');
   const probe = startLoopProbe();
   const calls0 = await daemonAttestCalls(n.daemon);
-  quiet = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS);
+  const [q, cpu] = await Promise.all([attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS), cpuWindows(n.daemon.pid!, ATTEST_SECONDS - 1)]);
+  quiet = q;
   const reached = (await daemonAttestCalls(n.daemon)) - calls0;
   const idle = await probe.stop();
   const s = await n.daemon.get<LoopStatus>('/debug/status');
@@ -49,6 +50,7 @@ export async function quietMix(n: BenchNode): Promise<void> {
     p99_ms: quiet.p99_ms,
     rps: quiet.throughput_rps,
     daemon_calls: reached,
+    daemon_cpu: Math.round(median(cpu) * 100),
     daemon_loop_max_ms: s.event_loop_delay.max_ms,
     plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN,
     idle_node_loop_max_ms: idle.max_ms,
@@ -76,7 +78,7 @@ export async function churn(n: BenchNode): Promise<void> {
     const probe = startLoopProbe();
     const calls0 = await daemonAttestCalls(n.daemon);
     const t0 = performance.now();
-    const ours = await attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS * 2);
+    const [ours, cpu] = await Promise.all([attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS * 2), cpuWindows(n.daemon.pid!, ATTEST_SECONDS * 2 - 1)]);
     const secs = (performance.now() - t0) / 1000;
     const reached = (await daemonAttestCalls(n.daemon)) - calls0;
     const idle = await probe.stop();
@@ -91,6 +93,7 @@ export async function churn(n: BenchNode): Promise<void> {
       rps: ours.throughput_rps,
       errors: ours.errors,
       daemon_calls: reached,
+      daemon_cpu: Math.round(median(cpu) * 100),
       quiet_p99_ms: quiet?.p99_ms ?? NaN,
       p99_ratio: ours.p99_ms / (quiet?.p99_ms ?? NaN),
       daemon_loop_p99_ms: s.event_loop_delay.p99_ms,
