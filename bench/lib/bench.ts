@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO } from '../../test/helpers/build.js';
+import { MAIN_JS, REPO } from '../../test/helpers/build.js';
 import type { DaemonProcess } from '../../test/helpers/daemon.js';
 import { runHost, type BuiltHost, type HostRun } from '../../test/helpers/go-host.js';
 
@@ -118,7 +118,8 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
     duration: `${seconds}s`,
     logLevel: 'info',
     timeoutMs: (seconds + 60) * 1000,
-    ...(command ? { command } : {}),
+    // HEXR_PLUGIN_NODE_ARGS: extra Node flags for our plugin, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    ...(command ? { command } : process.env['HEXR_PLUGIN_NODE_ARGS'] ? { command: [process.execPath, ...process.env['HEXR_PLUGIN_NODE_ARGS'].split(' ').filter(Boolean), MAIN_JS, 'plugin'] } : {}),
   });
   const b = r.events('bench')[0] as Record<string, number> | undefined;
   if (!b) throw new Error(`no bench result: ${r.stderr.slice(-2000)}`);
