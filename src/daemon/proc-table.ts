@@ -64,6 +64,8 @@ export class ProcTable {
     this.index(pid, ns[ns.length - 1] ?? 0);
   }
 
+  /** Counts full resyncs swapped in (see listingSteps). */
+  private generation = 0;
   /** ns_last_pid at the last refresh, when the probe path may be used. */
   private lastPid: number | undefined;
   private pidMax: number | undefined;
@@ -136,10 +138,17 @@ export class ProcTable {
     }
   }
 
-  /** refreshFull() as steps: it yields after every slice of reads (see TimeSlice). */
+  /**
+   * refreshFull() as steps: it yields after every slice of reads (see
+   * TimeSlice). A full resync may swap its table in while these steps wait:
+   * then the listing is older than the table, so it removes nothing and
+   * leaves the resync's ns_last_pid in place (what the listing read into the
+   * old table is in the range the next refresh probes).
+   */
   private *listingSteps(last: number | undefined, live: number[]): Generator<void, { added: number; removed: number }> {
     this.lastWasProbe = false;
     this.nextLastPid = undefined;
+    const generation = this.generation;
     const seen = new Set<number>();
     const slice = new TimeSlice();
     let added = 0;
@@ -154,6 +163,7 @@ export class ProcTable {
         }
       }
     }
+    if (generation !== this.generation) return { added, removed: 0 };
     let removed = 0;
     if (seen.size !== this.cpidOf.size || added > 0) {
       for (const pid of this.cpidOf.keys()) {
@@ -187,6 +197,7 @@ export class ProcTable {
     this.cpidOf = fresh.cpidOf;
     this.byCpid = fresh.byCpid;
     this.podOf = fresh.podOf;
+    this.generation++;
     // Processes created while this ran are in (last, now]: the next refresh probes them.
     this.lastPid = last;
     this.lastWasProbe = false;

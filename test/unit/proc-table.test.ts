@@ -278,4 +278,46 @@ describe('ProcTable: properties', () => {
     expect(new Set(seen)).toEqual(new Set([300])); // never a half-filled table
     expect(table.candidates(1)).toHaveLength(300);
   });
+
+  // Found in review: a listing refresh that waited while a full resync swapped
+  // its table in then recorded its own (later) ns_last_pid, and the PIDs it had
+  // read into the old table were never probed again.
+  it('never loses new processes when a full resync swaps its table in while a listing refresh is under way', async () => {
+    const alive = new Set<number>();
+    for (let p = 1; p <= 500; p++) alive.add(p);
+    let lastPid = 500;
+    const spin = (): void => {
+      const until = performance.now() + 0.2;
+      while (performance.now() < until);
+    };
+    const procfs = {
+      procDir: '/proc',
+      listPids: () => [...alive],
+      listPidsAsync: async () => {
+        const l = [...alive];
+        await new Promise(r => setTimeout(r, 1));
+        return l;
+      },
+      readNSpid: (pid: number) => {
+        spin();
+        return alive.has(pid) ? [pid, 7] : undefined;
+      },
+      readStartTime: (pid: number) => (alive.has(pid) ? 1 : undefined),
+      readLastPid: () => lastPid,
+      readPidMax: () => 1 << 22,
+    } as unknown as Procfs;
+    const t = new ProcTable(procfs);
+    t.refreshFull();
+    expect(t.size).toBe(500);
+    const resync = t.fullResync(); // reads ns_last_pid 500, lists 1..500
+    await new Promise(r => setTimeout(r, 5));
+    for (let p = 501; p <= 3000; p++) alive.add(p); // a burst of forks
+    lastPid = 3000;
+    const batch = t.refreshAsync(); // 2,500 new PIDs: more than a probe, so a listing
+    await Promise.all([resync, batch]);
+    alive.add(3001);
+    lastPid = 3001;
+    t.refresh();
+    expect([...alive].filter(p => !t.has(p))).toEqual([]);
+  });
 });
