@@ -161,7 +161,7 @@ export class Reconciler {
     await this.resync();
     this.core.startupDone();
     this.startingUp = false;
-    this.settle(new Map());
+    this.settleAlone();
     this.o.store.compact(this.core.records());
     this.publish();
     this.o.state.sweep(new Set([...this.map.values()].map(m => m.hostPid)));
@@ -251,7 +251,7 @@ export class Reconciler {
   evict(pid: number, cause: 'exited' | 'start_time_changed'): void {
     if (!this.core.holderOf(pid)) return;
     this.core.processGone(pid, cause === 'exited' ? undefined : -1);
-    this.settle(new Map());
+    this.settleAlone();
     this.publish();
   }
 
@@ -694,6 +694,16 @@ export class Reconciler {
   // ---- applying decisions -------------------------------------------------------
 
   /** Settles the core, persists, then applies; re-checks what the core asks for. */
+  /** settle() outside a batch: the directories its rechecks open are closed after it. */
+  private settleAlone(): void {
+    const fds = new Map<string, number | null>();
+    try {
+      this.settle(fds);
+    } finally {
+      for (const fd of fds.values()) if (fd !== null) fs.closeSync(fd);
+    }
+  }
+
   private settle(fds: Map<string, number | null>): void {
     // Until the startup scan has observed every claim, deciding would favour
     // whatever it happened to read first (the ages may all be unknown).
@@ -771,7 +781,7 @@ export class Reconciler {
     let gone = 0;
     const flush = (): void => {
       if (gone === 0) return;
-      this.settle(new Map());
+      this.settleAlone();
       this.publish();
       gone = 0;
     };

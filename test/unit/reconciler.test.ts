@@ -30,7 +30,7 @@ function sleeper(): ChildProcess {
   return c;
 }
 
-async function reconciler(procfs: Procfs, before?: (ctx: string) => void): Promise<{ r: Reconciler; dir: string; metrics: ReturnType<typeof createMetrics> }> {
+async function reconciler(procfs: Procfs, before?: (ctx: string) => void, created?: (r: Reconciler) => void): Promise<{ r: Reconciler; dir: string; metrics: ReturnType<typeof createMetrics> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-rec-'));
   const state = path.join(dir, '.state');
   fs.mkdirSync(path.join(dir, 'ctx'));
@@ -55,6 +55,7 @@ async function reconciler(procfs: Procfs, before?: (ctx: string) => void): Promi
     metrics,
   });
   fs.mkdirSync(state);
+  created?.(r);
   await r.start();
   cleanups.push(() => r.close());
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -124,5 +125,47 @@ describe('Reconciler', () => {
     expect(r.snapshot().get(holder!)).toBeUndefined();
     expect(r.snapshot().get(rival!)).toBeUndefined();
     for (const f of ['holder.json', 'rival.json']) expect(r.markers().find(m => m.path.endsWith(f))?.state).toBe('conflict');
+  });
+
+  // Found in review: claims decided by the first settle after startup are
+  // rechecked, and the directories those rechecks opened were never closed.
+  it('leaves no directory open after a startup that took more than one batch', async () => {
+    const real = createProcfs();
+    const procs = [sleeper(), sleeper()];
+    await eventually(() => procs.every(p => real.readStartTime(p.pid as number) !== undefined), 5000, 'sleepers');
+    let r: Reconciler | undefined;
+    let ctx = '';
+    let fired = false;
+    // A second marker arrives while the startup scan evaluates the first: a second batch.
+    const procfs: Procfs = {
+      ...real,
+      readStartTime: pid => {
+        if (!fired && r && new Error().stack?.includes('evaluateClaim')) {
+          fired = true;
+          write(ctx, 'c.json', { process_role: 'c', container_pid: procs[1]!.pid });
+          r.notify(path.join(ctx, 'c.json'));
+        }
+        return real.readStartTime(pid);
+      },
+    };
+    const openTo = (d: string): number =>
+      fs.readdirSync('/proc/self/fd').filter(f => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${f}`) === d;
+        } catch {
+          return false;
+        }
+      }).length;
+    await reconciler(
+      procfs,
+      dir => {
+        ctx = dir;
+        write(dir, 'a.json', { process_role: 'a', container_pid: procs[0]!.pid });
+      },
+      created => (r = created),
+    );
+    expect(fired).toBe(true);
+    expect(r!.snapshot().size).toBe(2);
+    expect(openTo(ctx)).toBe(0);
   });
 });
