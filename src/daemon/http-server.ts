@@ -92,13 +92,26 @@ async function stream(res: http.ServerResponse, body: AsyncIterable<string> | un
     if (body) {
       for await (const chunk of body) {
         if (res.destroyed) return;
-        if (!res.write(chunk)) await new Promise(resolve => res.once('drain', resolve).once('close', resolve));
+        if (!res.write(chunk)) await drainedOrClosed(res);
       }
     }
     res.end();
   } catch {
     res.destroy();
   }
+}
+
+/** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
+function drainedOrClosed(res: http.ServerResponse): Promise<void> {
+  return new Promise(resolve => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 export function json(status: number, data: unknown): HttpReply {

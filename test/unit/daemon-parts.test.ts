@@ -114,4 +114,28 @@ describe('the debug and metrics listeners', () => {
       await server.close();
     }
   });
+
+  it('stream a long reply whole, in order, with backpressure and without piling up listeners', async () => {
+    const chunk = (i: number): string => `${String(i).padStart(6, '0')}${'x'.repeat(64 * 1024 - 6)}`;
+    const server = new HttpServer({ host: '127.0.0.1', port: 0 }, () => ({
+      status: 200,
+      body: (async function* () {
+        for (let i = 0; i < 160; i++) yield chunk(i);
+      })(),
+    }));
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    await server.start();
+    try {
+      const text = await (await fetch(`http://${server.address}/`)).text();
+      expect(text.length).toBe(160 * 64 * 1024);
+      for (let i = 0; i < 160; i += 37) expect(text.slice(i * 64 * 1024, i * 64 * 1024 + 6)).toBe(String(i).padStart(6, '0'));
+      await new Promise(r => setImmediate(r));
+      expect(warnings.map(w => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await server.close();
+    }
+  });
 });
