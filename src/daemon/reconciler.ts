@@ -112,6 +112,10 @@ export class Reconciler {
   private readonly resyncDirs = new Set<string>();
   private running = false;
   private batchRun: Promise<void> | undefined;
+  /** The running batch took resync work (see resyncDone). */
+  private batchHasResync = false;
+  /** Resolved at the end of every batch, and when the batch loop stops. */
+  private batchEndWaiters: (() => void)[] = [];
   /** True until the startup scan is complete: nothing is decided before. */
   private startingUp = true;
   private scheduled = false;
@@ -229,7 +233,7 @@ export class Reconciler {
         for (const dirPath of this.dirProblems.keys()) this.resyncDirs.add(dirPath);
         this.retryPending = true;
         await this.checkLiveness();
-        await this.runBatches();
+        await this.resyncDone();
         // Forget directories of pods that are gone (no record uses them any more).
         const used = new Map<string, ContextDir>();
         for (const r of this.records.values()) used.set(r.dir.path, r.dir);
@@ -367,14 +371,31 @@ export class Reconciler {
     });
   }
 
-  /**
-   * Runs batches until no work is left. While a run is going on, callers get
-   * that run: it takes what they queued before its next batch, so awaiting it
-   * means their work is done (the startup resync relies on this).
-   */
+  /** Runs batches until no work is left (a run going on is joined, not doubled). */
   private runBatches(): Promise<void> {
     if (!this.running || !this.batchRun) this.batchRun = this.batchLoop();
     return this.batchRun;
+  }
+
+  /**
+   * Resolves once the resync's own work (its directories, its paths, the
+   * pending retry) has gone through a batch. Not when the batch loop stops:
+   * one pod writing steadily within its budget keeps the loop going, and the
+   * startup scan (readiness) must not wait for that.
+   */
+  private async resyncDone(): Promise<void> {
+    while (!this.closed && (this.resyncDirs.size > 0 || this.resyncPaths.size > 0 || this.retryPending || this.batchHasResync)) {
+      const ended = new Promise<void>(resolve => this.batchEndWaiters.push(resolve));
+      void this.runBatches();
+      await ended;
+    }
+  }
+
+  private batchEnded(): void {
+    this.batchHasResync = false;
+    const waiters = this.batchEndWaiters;
+    this.batchEndWaiters = [];
+    for (const w of waiters) w();
   }
 
   private async batchLoop(): Promise<void> {
@@ -382,12 +403,14 @@ export class Reconciler {
     try {
       while (!this.closed && (this.hasWork() || this.retryPending)) {
         await this.runOneBatch();
+        this.batchEnded();
         await tick();
       }
     } catch (err) {
       this.log.error({ [F.err]: err }, 'reconcile batch failed');
     } finally {
       this.running = false;
+      this.batchEnded();
       this.releaseWaiters();
       this.wakeForThrottled();
     }
@@ -421,6 +444,7 @@ export class Reconciler {
     const eventScopes = new Set(taken.scopes);
     const dirs: [string, boolean][] = [...[...this.eventDirs].map(d => [d, true] as [string, boolean]), ...[...this.resyncDirs].map(d => [d, false] as [string, boolean])];
     for (const d of this.eventDirs) eventScopes.add(this.o.layout.scopeOf(d));
+    this.batchHasResync = this.resyncDirs.size > 0 || this.resyncPaths.size > 0 || this.retryPending;
     this.eventDirs.clear();
     this.resyncDirs.clear();
     const wanted = new Set(taken.paths);

@@ -120,7 +120,10 @@ describe('the debug and metrics listeners', () => {
     const server = new HttpServer({ host: '127.0.0.1', port: 0 }, () => ({
       status: 200,
       body: (async function* () {
-        for (let i = 0; i < 160; i++) yield chunk(i);
+        for (let i = 0; i < 160; i++) {
+          if (i % 16 === 0) await new Promise(r => setImmediate(r));
+          yield chunk(i);
+        }
       })(),
     }));
     const warnings: Error[] = [];

@@ -165,7 +165,56 @@ describe('Reconciler', () => {
       created => (r = created),
     );
     expect(fired).toBe(true);
-    expect(r!.snapshot().size).toBe(2);
+    await eventually(() => r!.snapshot().size === 2, 5000, 'both mapped');
     expect(openTo(ctx)).toBe(0);
+  });
+
+  // Found in review: a resync waited for the whole batch loop, which runs as
+  // long as events keep coming; one pod writing steadily (within its budget)
+  // kept the daemon from ever finishing its startup scan (never ready).
+  it('finishes its startup scan while one pod keeps its event queue busy', async () => {
+    const real = createProcfs();
+    const p = sleeper();
+    await eventually(() => real.readStartTime(p.pid as number) !== undefined, 5000, 'sleeper');
+    let spam: NodeJS.Timeout | undefined;
+    let events = 0;
+    let ctx = '';
+    cleanups.push(() => clearInterval(spam));
+    // Each batch takes 3 ms (a busy node), so every batch sees new events: ~300/s, within the budget.
+    const procfs: Procfs = {
+      ...real,
+      readLastPid: () => {
+        const until = performance.now() + 3;
+        while (performance.now() < until);
+        return real.readLastPid?.();
+      },
+    };
+    const started = reconciler(
+      procfs,
+      dir => {
+        ctx = dir;
+        write(dir, 'a.json', { process_role: 'a', container_pid: p.pid });
+      },
+      r => {
+        const burst = (): void => {
+          r.notify(path.join(ctx, `spam-${events++}.json`));
+        };
+        burst(); // already going when the startup scan begins
+        spam = setInterval(burst, 1);
+      },
+    );
+    let loopBusyAtStart = false;
+    const outcome = await Promise.race([
+      started.then(({ r }) => {
+        loopBusyAtStart = (r as unknown as { running: boolean }).running;
+        return 'started';
+      }),
+      new Promise(r => setTimeout(() => r('still starting'), 5000)),
+    ]);
+    clearInterval(spam);
+    expect(outcome).toBe('started');
+    expect(loopBusyAtStart).toBe(true); // the spam really kept the batch loop going
+    const { r } = await started;
+    expect(r.snapshot().get(p.pid as number)?.marker.process_role).toBe('a');
   });
 });
