@@ -125,11 +125,15 @@ suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod 
     const other = await newPod();
     const bystander = await other.exec('exec sleep 100000');
     const unknownInBusyPod = await busy.exec('exec sleep 100000');
-    // Use up the busy pod's burst (2 events at 1/s), so that what follows waits in its queue.
+    const p = await busy.exec('exec sleep 100000');
+    // Use up the busy pod's burst (2 events at 1/s), so that the role marker written right after
+    // waits in its queue. All five files are written at once: how long starting a process in a
+    // pod takes on a loaded machine must not decide whether the budget is still used up.
     for (let i = 0; i < 4; i++) fs.writeFileSync(busy.hostPath(`filler-${i}.json`), JSON.stringify({ agent_name: 'a', tenant: 't', process_role: `f${i}`, container_pid: 900 + i }));
-    const p = await busy.startRole('late');
-    await eventually(async () => (await status()).work.queued_events >= 3, 10_000, 'the role marker queued behind the budget');
+    fs.writeFileSync(busy.hostPath('content-crew-late.json'), JSON.stringify({ agent_name: 'content-crew', tenant: 'acme', process_role: 'late', container_pid: p.cpid }));
+    await eventually(async () => (await status()).work.queued_events >= 2, 10_000, 'the role marker queued behind the budget');
     expect((await status()).work.busy_scopes).toContain(`pod:${busy.uid}`);
+    expect((await t.daemon.pidmap()).some(e => e.host_pid === p.hostPid)).toBe(false); // not taken yet
     const before = await daemonAttests();
     // Another pod's unknown PID: answered by the plugin at once, the busy pod is not its business.
     expect(await attest(bystander.hostPid)).toEqual([]);
