@@ -1,11 +1,12 @@
 // A fake hexr-pid-mapper daemon: hexr.pidmapper.v1.PidMapper on a unix socket,
 // answering from a table. Lets plugin tests run without /proc or markers.
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadProto, lookup } from '../../src/protos.js';
 import { SeqWriter, seqFilePath } from '../../src/seq-file.js';
+import { startTicks } from './pod.js';
 
 export interface FakeDaemonOptions {
   /** pid → selector values; unknown PIDs answer found=false, []. */
@@ -35,15 +36,6 @@ export interface FakeDaemon {
   /** Open WatchMap streams. */
   readonly watchers: number;
   stop(): Promise<void>;
-}
-
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<FakeDaemon> {
@@ -112,8 +104,8 @@ export async function startFakeDaemon(opts: FakeDaemonOptions = {}): Promise<Fak
             call.on('cancelled', () => streams.delete(call));
             call.on('close', () => streams.delete(call));
             const upserts = Object.entries(fake.selectors).flatMap(([pid, selector_values]) => {
-              const st = startTimeOf(Number(pid));
-              return st === undefined ? [] : [{ host_pid: Number(pid), start_time: st, selector_values, scope: '' }];
+              const st = startTicks(Number(pid));
+              return st === undefined ? [] : [{ host_pid: Number(pid), start_time: String(st), selector_values, scope: '' }];
             });
             call.write(msg(true, upserts, []));
           },

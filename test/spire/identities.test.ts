@@ -19,6 +19,13 @@ import { World } from './lib/world.js';
 
 const skip = skipSpireTier('per-process SVIDs');
 
+/** The real agent refused: no SVID written, the Workload API said why. */
+function expectNoIdentity(r: Awaited<ReturnType<typeof fetchAsProcess>>): void {
+  expect(r.code).toBe(1);
+  expect(r.files).toEqual([]);
+  expect(r.stderr).toMatch(/PermissionDenied.*no identity issued/);
+}
+
 describe.skipIf(skip)('real SPIRE 1.13.3: one X.509-SVID per role process', () => {
   let w: World;
 
@@ -57,9 +64,7 @@ describe.skipIf(skip)('real SPIRE 1.13.3: one X.509-SVID per role process', () =
 
   it('gives no identity to a process of the same pod that wrote no marker', async () => {
     const r = await fetchAsProcess(w.pod('a'), w.bins, w.daemon, w.out('no-marker'));
-    expect(r.code).toBe(1);
-    expect(r.files).toEqual([]);
-    expect(r.stderr).toMatch(/PermissionDenied.*no identity issued/);
+    expectNoIdentity(r);
   });
 
   it('gives nothing to a process of another pod that claims the same role name (the entries are pod-scoped)', async () => {
@@ -68,9 +73,7 @@ describe.skipIf(skip)('real SPIRE 1.13.3: one X.509-SVID per role process', () =
     // The daemon did map it (it is pod B's own process, claiming for itself), with pod B's UID...
     expect(r.mapped).toMatchObject({ process_role: 'researcher', pod_uid: pod.uid });
     // ...and the real agent still issued nothing: no entry carries pod B's UID.
-    expect(r.code).toBe(1);
-    expect(r.files).toEqual([]);
-    expect(r.stderr).toMatch(/PermissionDenied.*no identity issued/);
+    expectNoIdentity(r);
   });
 
   it('gives no identity to a new process that reuses the container PID of a role process that exited', async () => {
@@ -89,9 +92,7 @@ describe.skipIf(skip)('real SPIRE 1.13.3: one X.509-SVID per role process', () =
       reuse = await fetchAsProcess(pod, w.bins, w.daemon, w.out(`reuser-${attempt}`), { reuseCpid: first.cpid });
     }
     expect(reuse?.cpid, 'could not get the same container PID').toBe(first.cpid);
-    expect(reuse!.code).toBe(1);
-    expect(reuse!.files).toEqual([]);
-    expect(reuse!.stderr).toMatch(/PermissionDenied.*no identity issued/);
+    expectNoIdentity(reuse!);
   });
 
   it("passes the agent's own health check with our plugin loaded, and our plugin's lines are in the agent's log at their level", async () => {

@@ -132,14 +132,18 @@ describe('DecisionStore', () => {
       };
     };
     const lineCount = (f: string): number => fs.readFileSync(f, 'utf8').split('\n').length - 1;
-
-    it('leaves the journal in place (and appended to) until the rewrite, with what changed meanwhile, replaces it', async () => {
+    /** A store with the 10 live records just compacted, collecting its errors. */
+    const compacted = (): { dir: string; file: string; errors: string[]; s: DecisionStore; l: ReturnType<typeof live10> } => {
       const dir = tmp();
       const errors: string[] = [];
       const s = new DecisionStore(dir, 'b', (e, what) => errors.push(`${what}: ${e.message}`));
       const l = live10();
       s.compact(l.records);
-      const file = path.join(dir, JOURNAL);
+      return { dir, file: path.join(dir, JOURNAL), errors, s, l };
+    };
+
+    it('leaves the journal in place (and appended to) until the rewrite, with what changed meanwhile, replaces it', async () => {
+      const { dir, file, errors, s, l } = compacted();
       const ino = fs.statSync(file).ino;
       l.grow(s, 206); // the last append starts the rewrite
       // The append that crossed the threshold returned without rewriting anything.
@@ -166,12 +170,7 @@ describe('DecisionStore', () => {
     });
 
     it('a rewrite that fails leaves the journal complete, is reported, and is tried again only after more growth', async () => {
-      const dir = tmp();
-      const errors: string[] = [];
-      const s = new DecisionStore(dir, 'b', (e, what) => errors.push(`${what}: ${e.message}`));
-      const l = live10();
-      s.compact(l.records);
-      const file = path.join(dir, JOURNAL);
+      const { dir, file, errors, s, l } = compacted();
       const blocker = `${file}.${process.pid}.bg1.tmp`;
       fs.mkdirSync(blocker); // the first rewrite's file cannot be created
       l.grow(s, 206);
@@ -195,14 +194,10 @@ describe('DecisionStore', () => {
     });
 
     it('close() during a rewrite abandons it; the journal stays complete and the next start removes leftovers', async () => {
-      const dir = tmp();
-      const s = new DecisionStore(dir, 'b', () => undefined);
-      const l = live10();
-      s.compact(l.records);
+      const { dir, file, s, l } = compacted();
       l.grow(s, 206);
       s.close();
       await s.idle;
-      const file = path.join(dir, JOURNAL);
       expect(lineCount(file)).toBe(11 + 2060);
       fs.writeFileSync(`${file}.4242.bg3.tmp`, 'half a rewrite a crash left');
       const back = new DecisionStore(dir, 'b', () => undefined).load();
