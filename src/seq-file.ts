@@ -9,9 +9,10 @@
 // sequence number; record 1 that of the last change to all scopes at once
 // (what a process in no scope depends on); record k (2..SLOTS+1) that of the
 // last change to any scope whose name hashes to k (a collision only makes a
-// copy look older than it is). A change to all scopes writes every record. Each record is written with one pwrite and reads
-// "<instance>:<seq>:<seq>\n": the run identity, and the number twice, so that a
-// read that raced a write (and saw half of each) is detected and retried.
+// copy look older than it is). A change to all scopes writes every record.
+// Each record is written with one pwrite and reads "<instance>:<seq>:<seq>\n":
+// the run identity, and the number twice, so that a read that raced a write
+// (and saw half of each) is detected and retried.
 import * as fs from 'node:fs';
 
 const RECORD_BYTES = 64;

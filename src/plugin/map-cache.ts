@@ -167,7 +167,6 @@ export class MapCache implements FlightState {
     return inFlight ? ASK : EMPTY;
   }
 
-
   /** Resolves true once the copy has reached sequence `seq`, false after `ms`. */
   waitFor(seq: bigint, ms: number): Promise<boolean> {
     if (this.seq >= seq) return Promise.resolve(true);
