@@ -176,6 +176,9 @@ export class MarkerWatcher {
       if (code !== 'ENOENT' && code !== 'EPERM') this.o.onError(err);
     });
     this.dirWatchers.set(dir, entry);
+    // Whatever was written before this watch began raised no event: scan it
+    // once (whoever attached it: chokidar's report, the poll, a flood's end).
+    if (!this.paused) this.o.onPath(dir);
   }
 
   /**
@@ -198,7 +201,7 @@ export class MarkerWatcher {
     const t = setTimeout(() => {
       this.flooded.delete(dir);
       this.attach(dir);
-      this.o.onPath(dir);
+      this.o.onPath(dir); // also when it is gone meanwhile (attach then does nothing)
     }, FLOOD_PAUSE_MS);
     t.unref();
     this.floodTimers.add(t);

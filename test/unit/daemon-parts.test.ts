@@ -16,6 +16,7 @@ import { MarkerWatcher } from '../../src/daemon/watcher.js';
 import { createLogger } from '../../src/log.js';
 import { buildPluginConfig } from '../../src/plugin/config-service.js';
 import { MAX_SOCKET_PATH_BYTES } from '../../src/socket-path.js';
+import { eventually } from '../helpers/env.js';
 
 const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 const dirs: string[] = [];
@@ -68,6 +69,36 @@ describe('MarkerWatcher.start', () => {
     expect(w.armed).toBe(true);
     expect(String(errors[0])).toMatch(/did not finish its initial scan .* within 100 ms/);
     await w.close();
+  });
+});
+
+describe('MarkerWatcher: context directories found by its poll', () => {
+  // Found while chasing a flaky test: a context directory that the periodic
+  // poll attached before chokidar reported it was watched from then on, but a
+  // marker written before that stayed unseen until the next resync.
+  it('reports the directory when it starts watching it, so markers written before are read', async () => {
+    const root = tmp();
+    const layout = createLayout({ kind: 'kubelet', kubeletRoot: root, volume: 'hexr-context' });
+    const ctx = path.join(root, 'pods', '0b6f3c1e-1111-4a2b-9c3d-5e6f7a8b9c0d', 'volumes', 'kubernetes.io~empty-dir', 'hexr-context');
+    fs.mkdirSync(path.join(root, 'pods'));
+    const seen: string[] = [];
+    // chokidar that never reports anything: only the poll finds the directory.
+    const silentFsw = (): never => {
+      const e = Object.assign(new EventEmitter(), { close: () => Promise.resolve() });
+      setImmediate(() => e.emit('ready'));
+      return e as never;
+    };
+    const w = new MarkerWatcher({ layout, log: silent, onPath: p => seen.push(p), onError: () => undefined, rootPollMs: 20, watchFn: silentFsw });
+    await w.start();
+    try {
+      // A pod starts: its context directory appears with a marker already in it.
+      fs.mkdirSync(ctx, { recursive: true });
+      fs.writeFileSync(path.join(ctx, 'early.json'), '{}');
+      await eventually(() => w.watchedDirs >= 1, 5000, 'the poll attaches the directory');
+      await eventually(() => seen.includes(ctx) || seen.includes(path.join(ctx, 'early.json')), 2000, 'the directory reported for a scan');
+    } finally {
+      await w.close();
+    }
   });
 });
 
