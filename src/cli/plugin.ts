@@ -38,7 +38,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     return 1;
   }
 
-  const [{ createLogger }, { GoPluginServer, GoPluginError }, cfg, { DaemonClients }, { initService }, { workloadAttestorService }, { LoopDelayMonitor }] =
+  const [{ createLogger }, { GoPluginServer, GoPluginError }, cfg, { DaemonClients }, { initService }, { workloadAttestorService, newAttestAnswers }, { LoopDelayMonitor }] =
     await Promise.all([
       import('../log.js'),
       import('../goplugin/serve.js'),
@@ -77,7 +77,8 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.on('uncaughtException', onUnhandled);
 
   const store = new cfg.ConfigStore();
-  const daemon = new DaemonClients();
+  const daemon = new DaemonClients(logFor('daemon-client'));
+  const answers = newAttestAnswers();
   store.onChange(c => daemon.retainOnly(c.daemonSocket));
 
   const server = new GoPluginServer({
@@ -94,7 +95,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
           for (const l of loggers) l.level = level;
         },
       }),
-      workloadAttestorService({ store, daemon, log: logFor('attestor') }),
+      workloadAttestorService({ store, daemon, log: logFor('attestor'), answers }),
     ],
   });
 
@@ -123,7 +124,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
   const delay = loop.read();
-  log.info({ event_loop_delay_p99_ms: delay.p99_ms, event_loop_delay_max_ms: delay.max_ms }, 'plugin stopped');
+  log.info({ event_loop_delay_p99_ms: delay.p99_ms, event_loop_delay_max_ms: delay.max_ms, attest_answers: answers }, 'plugin stopped');
   await loop.close();
   return fatal ? EX_SOFTWARE : 0;
 }

@@ -38,7 +38,7 @@ export class LocalApiServer {
       if (await socketAccepts(this.socketPath)) throw new Error(`another process is serving on ${this.socketPath}`);
       fs.rmSync(this.socketPath, { force: true });
     }
-    const server = new grpc.Server();
+    const server = new grpc.Server({ 'grpc.enable_channelz': 0 }); // channelz: per-call bookkeeping nobody reads
     server.addService(pidMapperService(), {
       Attest: (call: grpc.ServerUnaryCall<{ pid: number; max_wait_ms: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         this.attest(call.request.pid, call.request.max_wait_ms).then(

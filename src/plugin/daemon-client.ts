@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadProto, lookup } from '../protos.js';
 import type { AttestResponseMsg, MapUpdateMsg } from '../pidmapper-wire.js';
+import type { Logger } from '../log.js';
 import { PluginError } from './errors.js';
 import { SeqReader, seqFilePath } from '../seq-file.js';
 import { MapCache, type Verdict } from './map-cache.js';
@@ -28,6 +29,12 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1000,
   'grpc.use_local_subchannel_pool': 1,
   'grpc.enable_retries': 0,
+  'grpc.enable_channelz': 0, // per-call bookkeeping nobody reads
+  // HTTP/2's default 64 KB window made the whole state (3 MB at 11,000
+  // mappings) cross in ~50 round trips of WINDOW_UPDATE between two busy
+  // event loops: up to a second under load, during which every Attest went to
+  // the daemon. Let it arrive in one go.
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
 };
 
 export interface AttestCall {
@@ -55,6 +62,8 @@ interface Entry {
 export class DaemonClients {
   private readonly entries = new Map<string, Entry>();
   private ctor: grpc.ServiceClientConstructor | undefined;
+
+  constructor(private readonly log?: Logger) {}
 
   /** What the local copy of the daemon's state says about `pid` (see MapCache.lookup). */
   local(socketPath: string, pid: number, maxAgeMs: number): Verdict {
@@ -117,7 +126,9 @@ export class DaemonClients {
       this.ctor ??= lookup<grpc.ServiceClientConstructor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper');
       const client = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
       const seq = new SeqReader(seqFilePath(socketPath));
-      const cache = new MapCache(() => client.WatchMap({}), seq);
+      const cache = new MapCache(() => client.WatchMap({}), seq, undefined, undefined, (mappings, ms) =>
+        this.log?.info({ daemon_socket: socketPath, mappings, ms: Math.round(ms) }, "copy of the daemon's state complete"),
+      );
       e = { client, cache, seq, inFlight: 0, retired: false };
       this.entries.set(socketPath, e);
       cache.start();

@@ -88,6 +88,8 @@ export class MapCache implements FlightState {
   private waiters: { seq: bigint; done: () => void }[] = [];
   /** When the daemon was last heard from (any message, heartbeats included), on `now`'s clock. */
   private lastHeard = -Infinity;
+  /** When the current stream was opened, on `now`'s clock. */
+  private streamOpened = 0;
   private readonly stat: StatReader;
   version = '0';
 
@@ -98,6 +100,8 @@ export class MapCache implements FlightState {
     private readonly procDir = '/proc',
     /** Monotonic ms; injected for tests. */
     private readonly now: () => number = () => performance.now(),
+    /** Told each time the copy becomes complete: how many mappings, and how long after the stream was opened. */
+    private readonly onSynced?: (mappings: number, ms: number) => void,
   ) {
     this.stat = new StatReader(procDir);
   }
@@ -112,6 +116,7 @@ export class MapCache implements FlightState {
       return;
     }
     this.call = call;
+    this.streamOpened = this.now();
     call.on('data', (u: MapUpdateMsg) => this.apply(u));
     const lost = (): void => {
       if (this.call !== call) return;
@@ -235,6 +240,7 @@ export class MapCache implements FlightState {
     if (this.filling && !u.more) {
       this.filling = false;
       this.synced = true;
+      this.onSynced?.(this.entries.size, this.now() - this.streamOpened);
     }
     if (this.waiters.length > 0) {
       const ready = this.waiters.filter(w => w.seq <= this.seq);

@@ -19,7 +19,19 @@ export interface WorkloadAttestorDeps {
   log: Logger;
   /** For tests; Date.now otherwise. */
   now?: () => number;
+  /** Counted here: how each call was answered (the plugin logs them when it stops). */
+  answers?: AttestAnswers;
 }
+
+/** How Attest calls were answered: from the copy at once, from the copy after waiting for it to catch up, or by the daemon (straight away, or after such a wait). */
+export interface AttestAnswers {
+  copy: number;
+  copy_after_wait: number;
+  daemon: number;
+  daemon_after_wait: number;
+}
+
+export const newAttestAnswers = (): AttestAnswers => ({ copy: 0, copy_after_wait: 0, daemon: 0, daemon_after_wait: 0 });
 
 interface AttestRequest {
   pid: number;
@@ -41,6 +53,7 @@ const CATCH_UP_MS = 50;
 export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegistration {
   const { store, daemon, log } = deps;
   const now = deps.now ?? Date.now;
+  const answers = deps.answers ?? newAttestAnswers();
 
   async function attest(pid: number, callerDeadline: grpc.Deadline, signal: AbortSignal): Promise<string[]> {
     const cfg = store.current(); // one snapshot for the whole call
@@ -118,14 +131,25 @@ export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegi
         const pid = call.request.pid;
         if (!cfg || !Number.isInteger(pid) || pid <= 0) return forward();
         const v = daemon.local(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
-        if (v.kind === 'answer') return cb(null, responseFor(v.values, cfg.selectorKinds));
-        if (v.kind === 'ask') return forward();
+        if (v.kind === 'answer') {
+          answers.copy++;
+          return cb(null, responseFor(v.values, cfg.selectorKinds));
+        }
+        if (v.kind === 'ask') {
+          answers.daemon++;
+          return forward();
+        }
         // The daemon knows more than the copy: wait for the stream to catch
         // up (normally well under a millisecond), look once more, else ask.
         void daemon.caughtUp(cfg.daemonSocket, v.seq, CATCH_UP_MS).then(() => {
           const again = daemon.local(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
-          if (again.kind === 'answer') cb(null, responseFor(again.values, cfg.selectorKinds));
-          else forward();
+          if (again.kind === 'answer') {
+            answers.copy_after_wait++;
+            cb(null, responseFor(again.values, cfg.selectorKinds));
+          } else {
+            answers.daemon_after_wait++;
+            forward();
+          }
         });
       },
     },

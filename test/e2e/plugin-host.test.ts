@@ -149,18 +149,26 @@ describe.skipIf(skipNote('e2e (Go go-plugin host)', GO_SKIP))('SPIRE-style go-pl
     expectCleanUnload(run);
   });
 
-  it('sustains concurrent load through the host (latency figures printed)', async () => {
+  it('sustains concurrent load through the host (latency figures printed, the warm-up apart), and the plugin counts how it answered every call', async () => {
     const run = await runHost(host, {
       config: `daemon_socket = "${daemon.socketPath}"`,
       pids: [4242, 4243, 1],
       concurrency: 16,
       duration: '2s',
+      warmup: '500ms',
     });
     expect(run.code, run.stderr).toBe(0);
     const bench = run.events('bench')[0]!;
-    console.log(`attest through go-plugin host → plugin → fake daemon: ${JSON.stringify(bench)}`);
+    const warm = run.events('warmup')[0]!;
+    console.log(`attest through go-plugin host → plugin → fake daemon: ${JSON.stringify(bench)}; warm-up: ${JSON.stringify(warm)}`);
     expect(bench['errors']).toBe(0);
     expect(bench['calls']).toBeGreaterThan(100);
+    expect(warm['calls']).toBeGreaterThan(0);
+    expect(bench['elapsed_s']).toBeLessThan(2.4); // the measured part only
+    const stopped = run.pluginLogLines().find(l => l['@message'] === 'plugin stopped')!;
+    const a = stopped['attest_answers'] as Record<string, number>;
+    expect(Object.keys(a).sort()).toEqual(['copy', 'copy_after_wait', 'daemon', 'daemon_after_wait']);
+    expect(Object.values(a).reduce((x, y) => x + y, 0)).toBe((bench['calls'] as number) + (warm['calls'] as number));
     expectCleanUnload(run);
   });
 });

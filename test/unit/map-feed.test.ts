@@ -274,7 +274,7 @@ describe('MapCache (plugin)', () => {
     }
   }
 
-  function cacheWith(dir: string, now?: () => number): { cache: MapCache; streams: FakeStream[]; seq: FakeSeq } {
+  function cacheWith(dir: string, now?: () => number, onSynced?: (mappings: number, ms: number) => void): { cache: MapCache; streams: FakeStream[]; seq: FakeSeq } {
     const streams: FakeStream[] = [];
     const seq = new FakeSeq();
     const cache = new MapCache(
@@ -286,6 +286,7 @@ describe('MapCache (plugin)', () => {
       seq,
       dir,
       now,
+      onSynced,
     );
     cache.start();
     return { cache, streams, seq };
@@ -394,6 +395,22 @@ describe('MapCache (plugin)', () => {
     streams[0]!.emit('data', full([[42, 500, 'a']], { pid_namespace: '1234' }));
     expect(cache.lookup(42, 60_000)).toEqual({ kind: 'ask' });
     expect(cache.ready).toBe(false);
+    cache.close();
+  });
+
+  it('says when the copy is complete (the last part of the whole state), how big and how long after the stream opened', () => {
+    let now = 1000;
+    const synced: [number, number][] = [];
+    const { cache, streams } = cacheWith(procDir({ 42: [500, POD], 43: [600, POD] }), () => now, (n, ms) => synced.push([n, ms]));
+    now += 30;
+    streams[0]!.emit('data', full([[42, 500, 'a']], { more: true }));
+    expect(synced).toEqual([]); // parts still to come
+    now += 20;
+    streams[0]!.emit('data', msg({ upserts: [{ host_pid: 43, start_time: '600', selector_values: ['process-role:b'], scope: `pod:${POD}` }] }));
+    expect(synced).toEqual([[2, 50]]);
+    streams[0]!.emit('data', msg({})); // later deltas and heartbeats say nothing
+    expect(synced).toHaveLength(1);
+    streams[0]!.emit('error', new Error('gone'));
     cache.close();
   });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ConfigStore, configService } from '../../src/plugin/config-service.js';
 import { DaemonClients } from '../../src/plugin/daemon-client.js';
-import { workloadAttestorService } from '../../src/plugin/workload-attestor.js';
+import { newAttestAnswers, workloadAttestorService } from '../../src/plugin/workload-attestor.js';
 import { createLogger } from '../../src/log.js';
 import { startFakeDaemon, type FakeDaemon } from '../helpers/fake-daemon.js';
 import { startTestServer, type TestServer } from '../helpers/grpc-server.js';
@@ -32,6 +32,7 @@ let server: TestServer;
 let clients: ReturnType<typeof connect>;
 let store: ConfigStore;
 let daemonClients: DaemonClients;
+const answers = newAttestAnswers();
 const daemons: FakeDaemon[] = [];
 
 async function daemon(opts: Parameters<typeof startFakeDaemon>[0] = {}): Promise<FakeDaemon> {
@@ -52,7 +53,7 @@ beforeAll(async () => {
   store.onChange(c => daemonClients.retainOnly(c.daemonSocket));
   server = await startTestServer([
     configService({ store, log: silent, setLogLevel: () => undefined }),
-    workloadAttestorService({ store, daemon: daemonClients, log: silent }),
+    workloadAttestorService({ store, daemon: daemonClients, log: silent, answers }),
   ]);
   clients = connect(server.target);
 });
@@ -199,13 +200,16 @@ describe('Attest from the copy of the daemon\'s map', () => {
     await configure(`daemon_socket = "${d.socketPath}"`);
     await synced(d, process.pid);
     const calls = d.calls.length;
+    const before = { ...answers };
     for (let i = 0; i < 20; i++) expect(await attest(process.pid)).toEqual({ selector_values: ALL });
     expect(d.calls.length).toBe(calls);
+    expect(answers).toEqual({ ...before, copy: before.copy + 20 }); // counted as the plugin reports them when it stops
     // The daemon says the PID is now another process: the copy must not answer for it.
     d.push({ upserts: [{ host_pid: process.pid, start_time: '1', selector_values: ['process-role:other'] }] });
     await new Promise(r => setTimeout(r, 50));
     expect(await attest(process.pid)).toEqual({ selector_values: ALL }); // from Attest, which this fake answers from its table
     expect(d.calls.length).toBe(calls + 1);
+    expect(answers).toEqual({ ...before, copy: before.copy + 20, daemon: before.daemon + 1 });
   });
 
   it('answers an unknown PID with nothing without asking the daemon, when nothing is in flight for it', async () => {
