@@ -104,7 +104,20 @@ export interface AttestFigures {
   errors: number;
   /** The plugin's event-loop delay, from its last log line. */
   plugin_loop_max_ms?: number;
+  /** How the plugin answered (its last log line, warm-up included): from its copy, after waiting for it, by the daemon. */
+  answers?: Record<string, number>;
+  /** How long after the plugin opened its WatchMap stream its copy was complete (its log line). */
+  copy_synced_ms?: number;
+  /** The calls of the warm-up (not in the figures above). */
+  warmup?: { calls: number; p99_ms: number; max_ms: number };
 }
+
+/**
+ * Every Attest run calls for this long before it measures: the host has just
+ * started the plugin (SPIRE starts it once, with the agent), whose copy of
+ * the daemon's state is still arriving. What the warm-up saw is printed apart.
+ */
+export const WARMUP_SECONDS = Number(process.env['HEXR_BENCH_WARMUP_SECONDS'] ?? 1);
 
 /**
  * Attest `pids` (in turn) through the go-plugin host for `seconds` at `concurrency`,
@@ -116,8 +129,9 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
     pids,
     concurrency,
     duration: `${seconds}s`,
+    ...(WARMUP_SECONDS > 0 ? { warmup: `${WARMUP_SECONDS}s` } : {}),
     logLevel: 'info',
-    timeoutMs: (seconds + 60) * 1000,
+    timeoutMs: (seconds + WARMUP_SECONDS + 60) * 1000,
     // HEXR_PLUGIN_NODE_ARGS: extra Node flags for our plugin, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     ...(command ? { command } : process.env['HEXR_PLUGIN_NODE_ARGS'] ? { command: [process.execPath, ...process.env['HEXR_PLUGIN_NODE_ARGS'].split(' ').filter(Boolean), MAIN_JS, 'plugin'] } : {}),
   });
@@ -125,6 +139,9 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
   if (!b) throw new Error(`no bench result: ${r.stderr.slice(-2000)}`);
   const stopped = r.pluginLogLines().find(l => l['@message'] === 'plugin stopped' || l['msg'] === 'plugin stopped');
   const loop = stopped?.['event_loop_delay_max_ms'] as number | undefined;
+  const answers = stopped?.['attest_answers'] as Record<string, number> | undefined;
+  const warm = r.events('warmup')[0] as Record<string, number> | undefined;
+  const synced = r.pluginLogLines().find(l => (l['@message'] ?? l['msg']) === "copy of the daemon's state complete")?.['ms'] as number | undefined;
   return {
     p50_ms: b['p50_ms'] as number,
     p99_ms: b['p99_ms'] as number,
@@ -133,6 +150,9 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
     throughput_rps: b['throughput_rps'] as number,
     errors: b['errors'] as number,
     ...(loop !== undefined ? { plugin_loop_max_ms: loop } : {}),
+    ...(answers ? { answers } : {}),
+    ...(synced !== undefined ? { copy_synced_ms: synced } : {}),
+    ...(warm ? { warmup: { calls: warm['calls'] as number, p99_ms: warm['p99_ms'] as number, max_ms: warm['max_ms'] as number } } : {}),
   };
 }
 

@@ -54,6 +54,9 @@ export async function quietMix(n: BenchNode): Promise<void> {
     daemon_loop_max_ms: s.event_loop_delay.max_ms,
     plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN,
     idle_node_loop_max_ms: idle.max_ms,
+    answers: quiet.answers ?? {},
+    copy_synced_ms: quiet.copy_synced_ms ?? NaN,
+    warmup: quiet.warmup ?? {},
   });
 }
 
@@ -101,6 +104,9 @@ export async function churn(n: BenchNode): Promise<void> {
       plugin_loop_max_ms: ours.plugin_loop_max_ms ?? NaN,
       idle_node_loop_p99_ms: idle.p99_ms,
       idle_node_loop_max_ms: idle.max_ms,
+      answers: ours.answers ?? {},
+      copy_synced_ms: ours.copy_synced_ms ?? NaN,
+      warmup: ours.warmup ?? {},
     });
   } finally {
     for (const l of loops) l.stop();

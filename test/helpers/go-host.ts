@@ -74,6 +74,8 @@ export interface HostOptions {
   bench?: boolean;
   /** Go duration, e.g. "3s"; implies bench. */
   duration?: string;
+  /** With duration: call for this long first, summarized apart (a "warmup" event), then measure. Go duration. */
+  warmup?: string;
   /** Per-Attest deadline set by the host (SPIRE sets none), Go duration. */
   callTimeout?: string;
   skipConfigure?: boolean;
@@ -121,6 +123,7 @@ export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<
   if (opts.repeat !== undefined) args.push('-repeat', String(opts.repeat));
   if (opts.bench) args.push('-bench');
   if (opts.duration) args.push('-duration', opts.duration);
+  if (opts.warmup) args.push('-warmup', opts.warmup);
   if (opts.callTimeout) args.push('-call-timeout', opts.callTimeout);
   if (opts.skipConfigure) args.push('-skip-configure');
   if (opts.trustDomain) args.push('-trust-domain', opts.trustDomain);

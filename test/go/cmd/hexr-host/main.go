@@ -169,6 +169,7 @@ type options struct {
 	repeat       int
 	bench        bool
 	duration     time.Duration
+	warmup       time.Duration
 	callTimeout  time.Duration
 	logLevel     string
 	skipConfig   bool
@@ -187,6 +188,7 @@ func parseFlags() (*options, error) {
 	flag.IntVar(&o.repeat, "repeat", 1, "attest every PID this many times")
 	flag.BoolVar(&o.bench, "bench", false, "print one latency/throughput summary instead of every result")
 	flag.DurationVar(&o.duration, "duration", 0, "bench for this long instead of -repeat (implies -bench)")
+	flag.DurationVar(&o.warmup, "warmup", 0, "with -duration: call for this long first, summarized apart (\"warmup\" event), then measure")
 	flag.DurationVar(&o.callTimeout, "call-timeout", 0, "deadline per Attest (SPIRE sets none: 0)")
 	flag.StringVar(&o.logLevel, "log-level", "debug", "host logger level (debug|info|warn|error; SPIRE's adapter drops trace)")
 	flag.BoolVar(&o.skipConfig, "skip-configure", false, "do not call Configure")
@@ -431,14 +433,17 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		lats    []time.Duration
+		warm    []time.Duration
 		errs    = map[string]int{}
 		next    int64
 		started = time.Now()
 		total   = int64(len(o.pids) * o.repeat)
 	)
 	deadline := time.Time{}
+	measureFrom := started
 	if o.duration > 0 {
-		deadline = started.Add(o.duration)
+		measureFrom = started.Add(o.warmup)
+		deadline = measureFrom.Add(o.duration)
 	}
 	take := func() (int32, bool) {
 		mu.Lock()
@@ -465,6 +470,11 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 				r := attestOnce(ctx, c, pid, o.callTimeout)
 				if o.bench {
 					mu.Lock()
+					if o.warmup > 0 && time.Now().Add(-r.latency).Before(measureFrom) {
+						warm = append(warm, r.latency) // started during the warm-up
+						mu.Unlock()
+						continue
+					}
 					lats = append(lats, r.latency)
 					if r.err != nil {
 						st, _ := status.FromError(r.err)
@@ -487,18 +497,25 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 	if !o.bench {
 		return
 	}
-	elapsed := time.Since(started)
-	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	pct := func(p float64) float64 {
-		if len(lats) == 0 {
-			return 0
+	elapsed := time.Since(measureFrom)
+	pctOf := func(xs []time.Duration) func(float64) float64 {
+		sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
+		return func(p float64) float64 {
+			if len(xs) == 0 {
+				return 0
+			}
+			i := int(math.Ceil(p*float64(len(xs)))) - 1
+			if i < 0 {
+				i = 0
+			}
+			return ms(xs[i])
 		}
-		i := int(math.Ceil(p*float64(len(lats)))) - 1
-		if i < 0 {
-			i = 0
-		}
-		return ms(lats[i])
 	}
+	if o.warmup > 0 {
+		w := pctOf(warm)
+		emit("warmup", map[string]any{"calls": len(warm), "seconds": o.warmup.Seconds(), "p50_ms": w(0.50), "p99_ms": w(0.99), "max_ms": w(1.0)})
+	}
+	pct := pctOf(lats)
 	nerr := 0
 	for _, n := range errs {
 		nerr += n
