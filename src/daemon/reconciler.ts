@@ -36,6 +36,7 @@ import { evaluateClaim, type RuleContext } from './rules.js';
 import { UnsafePathError, fileId, listDir, openDirNoFollow, readMarkerFile, type FileIdentity } from './secure-fs.js';
 import type { StateWriter } from './state-writer.js';
 import { TimeSlice, tick } from './time-slice.js';
+import { LivenessPlanner } from './liveness.js';
 import { WorkQueue } from './work-queue.js';
 
 export type { IdentityChange } from './apply.js';
@@ -129,6 +130,10 @@ export class Reconciler {
   private readyFlag = false;
   private resyncing: Promise<void> | undefined;
   private livenessRun: Promise<void> | undefined;
+  private readonly liveness = new LivenessPlanner();
+  /** Liveness passes completed, and the start times they read (for /debug/status). */
+  private livenessPasses = 0;
+  private livenessReads = 0;
   private readonly publishListeners: ((u: Published) => void)[] = [];
   private readonly changeListeners: ((c: IdentityChange) => void)[] = [];
   lastResyncMs = 0;
@@ -232,7 +237,7 @@ export class Reconciler {
         for (const rec of this.records.values()) this.resyncPaths.add(rec.path);
         for (const dirPath of this.dirProblems.keys()) this.resyncDirs.add(dirPath);
         this.retryPending = true;
-        await this.checkLiveness();
+        await this.checkLiveness(true);
         await this.resyncDone();
         // Forget directories of pods that are gone (no record uses them any more).
         const used = new Map<string, ContextDir>();
@@ -357,6 +362,8 @@ export class Reconciler {
       busy_scopes: [...this.flight.busy],
       over_budget_dirs: this.overBudget.size,
       dir_scans: this.dirScans,
+      liveness_passes: this.livenessPasses,
+      liveness_reads: this.livenessReads,
     };
   }
 
@@ -789,18 +796,26 @@ export class Reconciler {
    * Evicts bindings whose process exited or whose PID now belongs to another
    * process. Yields every few milliseconds, like a batch.
    */
-  private checkLiveness(): Promise<void> {
-    if (!this.livenessRun) {
-      const run = this.livenessPass();
-      this.livenessRun = run;
-      void run.finally(() => {
-        if (this.livenessRun === run) this.livenessRun = undefined;
-      });
-    }
-    return this.livenessRun;
+  private checkLiveness(full = false): Promise<void> {
+    const running = this.livenessRun;
+    if (running) return full ? running.then(() => this.checkLiveness(true)) : running;
+    const run = this.livenessPass(full);
+    this.livenessRun = run;
+    void run.finally(() => {
+      if (this.livenessRun === run) this.livenessRun = undefined;
+    });
+    return run;
   }
 
-  private async livenessPass(): Promise<void> {
+  /** One pass over the mappings; reads only the PIDs liveness.ts says may have changed, unless `full`. */
+  private async livenessPass(full: boolean): Promise<void> {
+    const procfs = this.o.procfs;
+    const now = this.now();
+    const lastPid = procfs.readLastPid?.();
+    const listed = full || lastPid === undefined ? undefined : await procfs.listPidsAsync?.().catch(() => undefined);
+    if (this.closed) return;
+    const start = { now, lastPid, pidMax: procfs.readPidMax?.(), live: listed && new Set(listed), full };
+    const plan = this.liveness.plan(start);
     const slice = new TimeSlice();
     let gone = 0;
     const flush = (): void => {
@@ -810,10 +825,13 @@ export class Reconciler {
       gone = 0;
     };
     for (const [, cand] of [...this.core.bindings()]) {
-      const st = this.o.procfs.readStartTime(cand.pid);
-      if (st !== cand.startTime) {
-        this.core.processGone(cand.pid, st);
-        gone++;
+      if (plan.mustRead(cand.pid)) {
+        this.livenessReads++;
+        const st = procfs.readStartTime(cand.pid);
+        if (st !== cand.startTime) {
+          this.core.processGone(cand.pid, st);
+          gone++;
+        }
       }
       if (slice.due(32)) {
         flush();
@@ -822,5 +840,7 @@ export class Reconciler {
       }
     }
     flush();
+    this.liveness.completed(start);
+    this.livenessPasses++;
   }
 }

@@ -217,4 +217,28 @@ describe('Reconciler', () => {
     const { r } = await started;
     expect(r.snapshot().get(p.pid as number)?.marker.process_role).toBe('a');
   });
+
+  it('reads, in a liveness pass, only the mapped PIDs that may have changed, and still unmaps a process that exits', async () => {
+    const real = createProcfs();
+    const { r, dir } = await reconciler(real);
+    const procs = Array.from({ length: 6 }, () => sleeper());
+    await eventually(() => procs.every(p => real.readStartTime(p.pid as number) !== undefined), 5000, 'sleepers');
+    procs.forEach((p, i) => write(dir, `r${i}.json`, { process_role: `r${i}`, container_pid: p.pid }));
+    for (let i = 0; i < procs.length; i++) r.notify(path.join(dir, `r${i}.json`));
+    await eventually(() => r.snapshot().size === 6, 5000, 'six mapped');
+    const work = (): { liveness_passes: number; liveness_reads: number } => r.workStatus() as never;
+    const passes = async (n: number): Promise<void> => {
+      const p0 = work().liveness_passes;
+      await eventually(() => work().liveness_passes >= p0 + n, 10_000, `${n} liveness passes`);
+    };
+    await passes(2); // the first pass after the mappings reads all six (nothing to go from)
+    const reads = work().liveness_reads;
+    await passes(2);
+    expect(work().liveness_reads).toBe(reads); // all six still listed, none of their PIDs allocated again
+    const gone = procs[0]!.pid as number;
+    procs[0]!.kill('SIGKILL');
+    await eventually(() => r.snapshot().get(gone) === undefined, 10_000, 'the exited process unmapped');
+    expect(work().liveness_reads).toBe(reads + 1); // the one missing from /proc, alone
+    expect(r.snapshot().size).toBe(5);
+  });
 });
