@@ -273,6 +273,13 @@ export class DecisionCore {
     for (const c of this.claims.values()) if (c.binding) yield [c.path, c.binding.cand, c.binding.suspended];
   }
 
+  /** The process of every binding (suspended ones included), as of now: one array, no entry objects (11,000 of them each liveness pass made garbage). */
+  boundCandidates(): Candidate[] {
+    const out: Candidate[] = [];
+    for (const c of this.claims.values()) if (c.binding) out.push(c.binding.cand);
+    return out;
+  }
+
   get size(): number {
     return this.claims.size;
   }

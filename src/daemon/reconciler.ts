@@ -824,7 +824,7 @@ export class Reconciler {
       this.publish();
       gone = 0;
     };
-    for (const [, cand] of [...this.core.bindings()]) {
+    for (const cand of this.core.boundCandidates()) {
       if (plan.mustRead(cand.pid)) {
         this.livenessReads++;
         const st = procfs.readStartTime(cand.pid);
