@@ -55,7 +55,7 @@ export class LocalApiServer {
           call.destroy({ name: 'Error', message: 'map feed disabled', code: grpc.status.UNIMPLEMENTED } as grpc.ServiceError);
           return;
         }
-        const sub = feed.subscribe(u => call.write(u));
+        const sub = feed.subscribe((u, written) => call.write(u, written));
         call.on('drain', () => sub.drained());
         this.streams.add(call);
         const done = (): void => {
