@@ -3,7 +3,7 @@
 // and /ready for probes.
 import type { PidMap } from '../core/pid-map.js';
 import { debugPage } from './debug-page.js';
-import { renderPidmap } from './debug-view.js';
+import { rowOf, selectPidmap } from './debug-view.js';
 import { json, type HttpReply, type Route } from './http-server.js';
 import { jsonWithList } from './json-chunks.js';
 import type { MarkerView } from './reconciler.js';
@@ -34,8 +34,8 @@ export function debugRoutes(src: DebugSource): Route {
       case '/ready':
         return src.ready() ? { status: 200, body: 'ready\n', type: 'text/plain' } : { status: 503, body: 'not ready\n', type: 'text/plain' };
       case '/debug/pidmap': {
-        const { entries, ...head } = renderPidmap(src.snapshot(), { pod: q('pod'), role: q('role'), tenant: q('tenant'), agent: q('agent') });
-        return listReply(head, 'entries', entries);
+        const { mappings, ...head } = selectPidmap(src.snapshot(), { pod: q('pod'), role: q('role'), tenant: q('tenant'), agent: q('agent') });
+        return listReply(head, 'entries', mappings, rowOf);
       }
       case '/debug/markers': {
         const state = q('state');
@@ -52,11 +52,11 @@ export function debugRoutes(src: DebugSource): Route {
 }
 
 /** A reply carrying a long list, streamed without holding the event loop (see json-chunks.ts). */
-function listReply(head: Record<string, unknown>, key: string, items: readonly unknown[]): HttpReply {
+function listReply<T>(head: Record<string, unknown>, key: string, items: readonly T[], toItem?: (item: T) => unknown): HttpReply {
   return {
     status: 200,
     body: (async function* () {
-      yield* jsonWithList(head, key, items);
+      yield* jsonWithList(head, key, items, undefined, toItem);
       yield '\n';
     })(),
   };

@@ -45,15 +45,21 @@ export interface PidmapFilter {
   agent?: string | undefined;
 }
 
-export function renderPidmap(snap: PidMap, f: PidmapFilter = {}): { version: number; count: number; entries: PidmapRow[] } {
-  const entries: PidmapRow[] = [];
+/** The mappings /debug/pidmap lists, sorted by host PID (rows are made from them as they are written). */
+export function selectPidmap(snap: PidMap, f: PidmapFilter = {}): { version: number; count: number; mappings: Mapping[] } {
+  const mappings: Mapping[] = [];
   for (const m of snap.values()) {
     if (f.pod !== undefined && m.podUid !== f.pod) continue;
     if (f.role !== undefined && m.marker.process_role !== f.role) continue;
     if (f.tenant !== undefined && m.marker.tenant !== f.tenant) continue;
     if (f.agent !== undefined && m.marker.agent_name !== f.agent) continue;
-    entries.push(rowOf(m));
+    mappings.push(m);
   }
-  entries.sort((a, b) => a.host_pid - b.host_pid);
-  return { version: snap.version, count: entries.length, entries };
+  mappings.sort((a, b) => a.hostPid - b.hostPid);
+  return { version: snap.version, count: mappings.length, mappings };
+}
+
+export function renderPidmap(snap: PidMap, f: PidmapFilter = {}): { version: number; count: number; entries: PidmapRow[] } {
+  const { mappings, ...head } = selectPidmap(snap, f);
+  return { ...head, entries: mappings.map(rowOf) };
 }

@@ -18,10 +18,13 @@ describe('jsonWithList', () => {
         fc.dictionary(fc.string().filter(k => k !== 'entries'), fc.jsonValue()),
         fc.array(fc.oneof(fc.jsonValue(), fc.record({ name: fc.string({ unit: 'binary' }), n: fc.integer() }))),
         fc.boolean(),
-        async (head, items, yieldAlways) => {
+        fc.boolean(),
+        async (head, items, yieldAlways, transform) => {
           if (items.length > 0) nonEmpty++;
           const slice = yieldAlways ? Object.assign(new TimeSlice(), { due: () => true }) : undefined;
-          expect(await text(jsonWithList(head, 'entries', items, slice))).toBe(safeJson({ ...head, entries: items }, 2));
+          const toItem = (x: unknown): unknown => ({ row: x, n: 1 }); // as /debug/pidmap makes rows from mappings
+          const want = safeJson({ ...head, entries: transform ? items.map(toItem) : items }, 2);
+          expect(await text(jsonWithList(head, 'entries', items, slice, transform ? toItem : undefined))).toBe(want);
         },
       ),
       { numRuns: 300 },
