@@ -111,9 +111,10 @@ export class MapFeed {
         const resume = sub.resume;
         sub.resume = undefined;
         // In the middle of the whole state: go on with the next part (the closing
-        // part covers what changed meanwhile). Behind on deltas: the whole state again.
+        // part covers what changed meanwhile); when the part in the stream's buffer
+        // has not said so yet, it will. Behind on deltas: the whole state again.
         if (resume) resume();
-        else this.sendFull(sub);
+        else if (!sub.syncing) this.sendFull(sub);
       },
       close: () => this.subscribers.delete(sub),
     };
@@ -171,22 +172,13 @@ export class MapFeed {
     const f = this.o.flight();
     this.busy = f.busy;
     let next = 0;
-    const part = (): void => {
+    // Closing: what changed since the snapshot, the flight state and sequence numbers of now.
+    const closing = (): void => {
       if (!this.subscribers.has(sub)) return;
       if (sub.behind) {
-        sub.resume = part; // the stream is full: drained() goes on from here
+        sub.resume = closing; // the stream is full: drained() goes on from here
         return;
       }
-      const first = next === 0;
-      const chunk = entries.slice(next, next + FULL_PART);
-      next += FULL_PART;
-      const more = next < entries.length;
-      // The next part once this one has left the stream's buffer, a turn later: a
-      // stream object-buffers 16 messages before it says it is full, and
-      // serialized all it held in one go (a 60-130 ms stall at 11,000 mappings).
-      this.send(sub, { ...this.message(first, chunk.map(entry), [], first ? pendingMsgs(f.pending) : [], []), more: true }, true, more ? () => setImmediate(part) : undefined);
-      if (more) return;
-      // Closing: what changed since the snapshot, the flight state and sequence numbers of now.
       const upserts: MapEntryMsg[] = [];
       const removed: number[] = [];
       if (this.last !== snap) {
@@ -198,6 +190,22 @@ export class MapFeed {
       for (const scope of f.pending.keys()) if (!now.pending.has(scope)) pending.push({ scope, container_pids: [] });
       sub.syncing = false;
       this.send(sub, this.message(false, upserts, removed, pending, [...this.slotSeq.keys()]));
+    };
+    const part = (): void => {
+      if (!this.subscribers.has(sub)) return;
+      if (sub.behind) {
+        sub.resume = part;
+        return;
+      }
+      const first = next === 0;
+      const chunk = entries.slice(next, next + FULL_PART);
+      next += FULL_PART;
+      const more = next < entries.length;
+      // The next part once this one has left the stream's buffer, a turn later: a
+      // stream object-buffers 16 messages before it says it is full, and
+      // serialized all it held in one go (a 60-130 ms stall at 11,000 mappings).
+      this.send(sub, { ...this.message(first, chunk.map(entry), [], first ? pendingMsgs(f.pending) : [], []), more: true }, true, more ? () => setImmediate(part) : undefined);
+      if (!more) closing();
     };
     part();
   }

@@ -189,6 +189,29 @@ describe('MapFeed', () => {
     expect(pending).toHaveLength(0); // the last part needs no callback: the closing message follows it
   });
 
+  it('never starts the whole state over when the stream drains before it said a part had left, or when the last part filled it', async () => {
+    const live = new Map<number, Mapping>();
+    for (let i = 0; i < 2 * FULL_PART; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
+    const { feed } = newFeed(new PidMap(1, new Map(live)));
+    const got: MapUpdateMsg[] = [];
+    const pending: (() => void)[] = [];
+    const sub = feed.subscribe((u, written) => {
+      got.push(u);
+      if (written) pending.push(written);
+      return false; // every message fills the stream
+    });
+    expect(got).toHaveLength(1);
+    sub.drained(); // 'drain' first (a stream emits it after the write callbacks, which go on a turn later)
+    expect(got).toHaveLength(1); // not the whole state again
+    pending.shift()!(); // the first part has left the buffer
+    await new Promise(r => setImmediate(r));
+    expect(got).toHaveLength(2); // the last part, which filled the stream again: the closing message waits
+    sub.drained();
+    expect(got.map(m => [m.full, m.more])).toEqual([[true, true], [false, true], [false, false]]);
+    expect(got.reduce((n, m) => n + m.upserts.length, 0)).toBe(2 * FULL_PART);
+    sub.close();
+  });
+
   it('goes on with the next part when a stream that filled up during the whole state drains (it never starts over)', async () => {
     const live = new Map<number, Mapping>();
     for (let i = 0; i < 5000; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
