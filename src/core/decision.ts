@@ -363,6 +363,8 @@ export class DecisionCore {
     const path = this.held.get(pidRes(pid));
     const c = path === undefined ? undefined : this.claims.get(path);
     if (!c?.binding || c.binding.cand.pid !== pid) return;
+    // A reader that saw an older binding of this PID (a liveness pass that yielded) must not end a newer one.
+    if (startTime !== undefined && c.binding.cand.startTime === startTime) return;
     const cause: UnbindCause = startTime === undefined ? 'exited' : 'start_time_changed';
     this.endBinding(c, cause);
     c.stale = `mapped process ${cause === 'exited' ? 'exited' : 'was replaced (start time changed)'} (host PID ${pid})`;

@@ -36,6 +36,8 @@ export interface Procfs {
   readLastPid?(): number | undefined;
   /** sys/kernel/pid_max, if readable. */
   readPidMax?(): number | undefined;
+  /** Tasks (processes and threads) created since boot, in every namespace: "processes" of /proc/stat. */
+  readForks?(): number | undefined;
 }
 
 /** USER_HZ: the unit of /proc/PID/stat times. 100 on every Linux ABI. */
@@ -112,6 +114,16 @@ export function createProcfs(opts: { root?: string; clock?: ClockSources } = {})
       const t = readSmall(`${procDir}/sys/kernel/pid_max`);
       const n = t === undefined ? NaN : Number(t.trim());
       return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+    },
+    readForks() {
+      let t: string;
+      try {
+        t = fs.readFileSync(`${procDir}/stat`, 'latin1'); // grows with the CPUs: not readSmall's buffer
+      } catch {
+        return undefined;
+      }
+      const n = Number(/^processes (\d+)$/m.exec(t)?.[1] ?? NaN);
+      return Number.isSafeInteger(n) ? n : undefined;
     },
   };
 }

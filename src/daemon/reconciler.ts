@@ -36,7 +36,7 @@ import { evaluateClaim, type RuleContext } from './rules.js';
 import { UnsafePathError, fileId, listDir, openDirNoFollow, readMarkerFile, type FileIdentity } from './secure-fs.js';
 import type { StateWriter } from './state-writer.js';
 import { TimeSlice, tick } from './time-slice.js';
-import { LivenessPlanner } from './liveness.js';
+import { LivenessPlanner, listsOwnNamespace, readPassStart } from './liveness.js';
 import { WorkQueue } from './work-queue.js';
 
 export type { IdentityChange } from './apply.js';
@@ -131,6 +131,9 @@ export class Reconciler {
   private resyncing: Promise<void> | undefined;
   private livenessRun: Promise<void> | undefined;
   private readonly liveness = new LivenessPlanner();
+  private ownNamespace: boolean | undefined;
+  /** Host PIDs bound or resumed since the last liveness pass took its list of bindings. */
+  private boundSincePass = new Set<number>();
   /** Liveness passes completed, and the start times they read (for /debug/status). */
   private livenessPasses = 0;
   private livenessReads = 0;
@@ -741,6 +744,8 @@ export class Reconciler {
     if (this.startingUp) return;
     for (let round = 0; round < 16; round++) {
       const s = this.core.settle();
+      for (const b of s.bound) this.boundSincePass.add(b.cand.pid);
+      for (const b of s.resumed) this.boundSincePass.add(b.cand.pid);
       this.o.store.append(s.persist, { count: this.core.size, all: () => this.core.records() });
       applySettlement(
         {
@@ -810,12 +815,14 @@ export class Reconciler {
   /** One pass over the mappings; reads only the PIDs liveness.ts says may have changed, unless `full`. */
   private async livenessPass(full: boolean): Promise<void> {
     const procfs = this.o.procfs;
-    const now = this.now();
-    const lastPid = procfs.readLastPid?.();
-    const listed = full || lastPid === undefined ? undefined : await procfs.listPidsAsync?.().catch(() => undefined);
+    this.ownNamespace ??= listsOwnNamespace(procfs);
+    const start = await readPassStart(procfs, { full, sameNamespace: this.ownNamespace, now: performance.now() });
     if (this.closed) return;
-    const start = { now, lastPid, pidMax: procfs.readPidMax?.(), live: listed && new Set(listed), full };
     const plan = this.liveness.plan(start);
+    // Bindings made since the last pass took its list may rest on a start time read before it.
+    const fresh = this.boundSincePass;
+    this.boundSincePass = new Set();
+    const cands = this.core.boundCandidates();
     const slice = new TimeSlice();
     let gone = 0;
     const flush = (): void => {
@@ -824,8 +831,8 @@ export class Reconciler {
       this.publish();
       gone = 0;
     };
-    for (const cand of this.core.boundCandidates()) {
-      if (plan.mustRead(cand.pid)) {
+    for (const cand of cands) {
+      if (fresh.has(cand.pid) || plan.mustRead(cand.pid)) {
         this.livenessReads++;
         const st = procfs.readStartTime(cand.pid);
         if (st !== cand.startTime) {

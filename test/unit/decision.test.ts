@@ -424,6 +424,22 @@ describe('DecisionCore scenarios', () => {
     for (;;) if (core.settle().recheck.length === 0) return;
   };
 
+  // Review of the narrowed liveness pass: a pass that yielded holds an older
+  // list of bindings; what it read must not end a newer binding of the same PID.
+  it('ends a binding on "process gone" only when the start time read differs from that binding\'s', () => {
+    const core = new DecisionCore({ exclusiveRoles: true });
+    core.beginBatch();
+    core.observe(valid('p/researcher.json', 1, 'researcher', 100n, [11]));
+    settleAll(core);
+    expect(core.holderOf(11)).toBe('p/researcher.json');
+    core.processGone(11, 110); // the start time of the process it is bound to (11 * 10)
+    settleAll(core);
+    expect(core.holderOf(11)).toBe('p/researcher.json');
+    core.processGone(11, 111); // another process on that PID
+    settleAll(core);
+    expect(core.holderOf(11)).toBeUndefined();
+  });
+
   it('keeps swapped claims out after a restart: the earlier bindings stand, not the file names', () => {
     const core = new DecisionCore({ exclusiveRoles: true });
     core.beginBatch();

@@ -4,11 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { LivenessPlanner, MAX_GAP_MS, type PassStart } from '../../src/daemon/liveness.js';
 
 const MAX = 4_194_304;
+/** A pass start; the fork counter moves with lastPid unless told otherwise. */
 const pass = (now: number, lastPid: number | undefined, live: number[] | undefined, o: Partial<PassStart> = {}): PassStart => ({
   now,
   lastPid,
   pidMax: MAX,
+  forks: lastPid === undefined ? 0 : 10_000_000 + lastPid,
   live: live && new Set(live),
+  sameNamespace: true,
   full: false,
   ...o,
 });
@@ -35,21 +38,33 @@ describe('LivenessPlanner', () => {
   });
 
   it('follows the counter round the end of the PID space', () => {
-    const plan = after(MAX - 3).plan(pass(2000, 5, [MAX - 3, MAX - 1, 2, 5, 6, 100]));
+    const plan = after(MAX - 3).plan(pass(2000, 5, [MAX - 3, MAX - 1, 2, 5, 6, 100], { forks: 10_000_000 + MAX - 3 + 8 }));
     expect(plan.full).toBe(false);
     expect([MAX - 3, MAX - 1, 2, 5, 6, 100].filter(p => plan.mustRead(p))).toEqual([MAX - 1, 2, 5]);
   });
 
-  it('reads everything when it cannot reason about the counter: no previous pass, no counter, no listing, a large range, a long gap, a clock gone back, or a full resync', () => {
+  it('reads everything when it cannot reason about the counter: no previous pass, no counter, no listing, another namespace, pid_max changed, the counter gone round (or more tasks created than a quarter of pid_max), a long gap, a clock gone back, or a full resync', () => {
     expect(after(1000).plan(pass(2000, undefined, [1])).full).toBe(true);
     expect(after(1000).plan(pass(2000, 1010, undefined)).full).toBe(true);
     expect(after(1000).plan(pass(2000, 1010, [1], { pidMax: undefined })).full).toBe(true);
-    expect(after(1000).plan(pass(2000, 1000 + MAX / 4 + 1, [1])).full).toBe(true);
-    expect(after(1000).plan(pass(2000, 999, [1])).full).toBe(true); // moved back: someone wrote ns_last_pid
+    expect(after(1000).plan(pass(2000, 1010, [1], { forks: undefined })).full).toBe(true);
+    expect(after(1000).plan(pass(2000, 1010, [1], { sameNamespace: false })).full).toBe(true);
+    expect(after(1000).plan(pass(2000, 1010, [1], { pidMax: 32_768 })).full).toBe(true); // lowered: the counter restarts low
+    expect(after(1000).plan(pass(2000, MAX, [1])).full).toBe(true);
+    // All the way round and 10 more: the range alone would look like (1000, 1010].
+    expect(after(1000).plan(pass(2000, 1010, [1], { forks: 10_001_000 + MAX + 10 })).full).toBe(true);
+    expect(after(1000).plan(pass(2000, 1010, [1], { forks: 10_001_000 + MAX / 4 + 1 })).full).toBe(true);
+    expect(after(1000).plan(pass(2000, 1010, [1], { forks: 5 })).full).toBe(true); // a counter that went back: another boot's?
     expect(after(1000).plan(pass(MAX_GAP_MS + 1, 1010, [1])).full).toBe(true);
     expect(after(1000).plan(pass(-1, 1010, [1])).full).toBe(true);
     expect(after(1000).plan(pass(2000, 1010, [1], { full: true })).full).toBe(true);
-    expect(after(1000).plan(pass(MAX_GAP_MS, 1000 + MAX / 4, [1])).full).toBe(false); // the limits themselves still narrow
+    expect(after(1000).plan(pass(MAX_GAP_MS, 1010, [1], { forks: 10_001_000 + MAX / 4 })).full).toBe(false); // the limits themselves still narrow
+  });
+
+  it('reads the range all the way round, not nothing, when root wrote ns_last_pid back and forked', () => {
+    const plan = after(1000).plan(pass(2000, 499, [10, 499, 500, 999, 1000, 1001], { forks: 10_001_000 + 3 }));
+    expect(plan.full).toBe(false);
+    expect([10, 499, 500, 999, 1000, 1001].filter(p => plan.mustRead(p))).toEqual([10, 499, 1001]); // (1000, 499] the long way
   });
 
   it('goes from the start of the last completed pass only', () => {
