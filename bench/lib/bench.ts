@@ -109,7 +109,7 @@ export interface AttestFigures {
   /** How long after the plugin opened its WatchMap stream its copy was complete (its log line). */
   copy_synced_ms?: number;
   /** The calls of the warm-up (not in the figures above). */
-  warmup?: { calls: number; p99_ms: number; max_ms: number };
+  warmup?: { calls: number; errors: number; p99_ms: number; max_ms: number };
 }
 
 /**
@@ -118,6 +118,7 @@ export interface AttestFigures {
  * the daemon's state is still arriving. What the warm-up saw is printed apart.
  */
 export const WARMUP_SECONDS = Number(process.env['HEXR_BENCH_WARMUP_SECONDS'] ?? 1);
+if (!Number.isFinite(WARMUP_SECONDS) || WARMUP_SECONDS < 0) throw new Error(`HEXR_BENCH_WARMUP_SECONDS: not a number of seconds >= 0: ${process.env['HEXR_BENCH_WARMUP_SECONDS']}`);
 
 /**
  * Attest `pids` (in turn) through the go-plugin host for `seconds` at `concurrency`,
@@ -152,7 +153,7 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
     ...(loop !== undefined ? { plugin_loop_max_ms: loop } : {}),
     ...(answers ? { answers } : {}),
     ...(synced !== undefined ? { copy_synced_ms: synced } : {}),
-    ...(warm ? { warmup: { calls: warm['calls'] as number, p99_ms: warm['p99_ms'] as number, max_ms: warm['max_ms'] as number } } : {}),
+    ...(warm ? { warmup: { calls: warm['calls'] as number, errors: warm['errors'] as number, p99_ms: warm['p99_ms'] as number, max_ms: warm['max_ms'] as number } } : {}),
   };
 }
 

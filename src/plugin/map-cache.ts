@@ -88,8 +88,10 @@ export class MapCache implements FlightState {
   private waiters: { seq: bigint; done: () => void }[] = [];
   /** When the daemon was last heard from (any message, heartbeats included), on `now`'s clock. */
   private lastHeard = -Infinity;
-  /** When the current stream was opened, on `now`'s clock. */
-  private streamOpened = 0;
+  /** When the copy being received began: the stream's opening for the first, the first part for later ones. */
+  private fillBegan = 0;
+  /** Wholes received on the current stream. */
+  private fills = 0;
   private readonly stat: StatReader;
   version = '0';
 
@@ -100,8 +102,12 @@ export class MapCache implements FlightState {
     private readonly procDir = '/proc',
     /** Monotonic ms; injected for tests. */
     private readonly now: () => number = () => performance.now(),
-    /** Told each time the copy becomes complete: how many mappings, and how long after the stream was opened. */
-    private readonly onSynced?: (mappings: number, ms: number) => void,
+    /**
+     * Told each time the copy becomes complete: how many mappings, and how long
+     * it took (from the stream's opening; from the first part when the daemon
+     * sent the whole state again on the same stream, `again`).
+     */
+    private readonly onSynced?: (mappings: number, ms: number, again: boolean) => void,
   ) {
     this.stat = new StatReader(procDir);
   }
@@ -116,7 +122,8 @@ export class MapCache implements FlightState {
       return;
     }
     this.call = call;
-    this.streamOpened = this.now();
+    this.fillBegan = this.now();
+    this.fills = 0;
     call.on('data', (u: MapUpdateMsg) => this.apply(u));
     const lost = (): void => {
       if (this.call !== call) return;
@@ -223,6 +230,7 @@ export class MapCache implements FlightState {
       this.instance = u.instance;
       this.synced = false;
       this.filling = true;
+      if (this.fills > 0) this.fillBegan = this.now(); // sent again on the same stream (it fell behind)
     } else if (!this.synced && !this.filling) {
       return;
     }
@@ -240,7 +248,7 @@ export class MapCache implements FlightState {
     if (this.filling && !u.more) {
       this.filling = false;
       this.synced = true;
-      this.onSynced?.(this.entries.size, this.now() - this.streamOpened);
+      this.onSynced?.(this.entries.size, this.now() - this.fillBegan, this.fills++ > 0);
     }
     if (this.waiters.length > 0) {
       const ready = this.waiters.filter(w => w.seq <= this.seq);

@@ -23,15 +23,20 @@ export interface WorkloadAttestorDeps {
   answers?: AttestAnswers;
 }
 
-/** How Attest calls were answered: from the copy at once, from the copy after waiting for it to catch up, or by the daemon (straight away, or after such a wait). */
+/**
+ * How Attest calls were answered: from the copy at once, from the copy after
+ * waiting for it to catch up, by the daemon (straight away, or after such a
+ * wait), or with no lookup at all (not configured yet, a PID <= 0).
+ */
 export interface AttestAnswers {
   copy: number;
   copy_after_wait: number;
   daemon: number;
   daemon_after_wait: number;
+  no_lookup: number;
 }
 
-export const newAttestAnswers = (): AttestAnswers => ({ copy: 0, copy_after_wait: 0, daemon: 0, daemon_after_wait: 0 });
+export const newAttestAnswers = (): AttestAnswers => ({ copy: 0, copy_after_wait: 0, daemon: 0, daemon_after_wait: 0, no_lookup: 0 });
 
 interface AttestRequest {
   pid: number;
@@ -129,7 +134,10 @@ export function workloadAttestorService(deps: WorkloadAttestorDeps): ServiceRegi
         // nothing in flight can map), synchronously.
         const cfg = store.current();
         const pid = call.request.pid;
-        if (!cfg || !Number.isInteger(pid) || pid <= 0) return forward();
+        if (!cfg || !Number.isInteger(pid) || pid <= 0) {
+          answers.no_lookup++;
+          return forward();
+        }
         const v = daemon.local(cfg.daemonSocket, pid, cfg.mapMaxAgeMs);
         if (v.kind === 'answer') {
           answers.copy++;

@@ -164,10 +164,10 @@ describe.skipIf(skipNote('e2e (Go go-plugin host)', GO_SKIP))('SPIRE-style go-pl
     expect(bench['errors']).toBe(0);
     expect(bench['calls']).toBeGreaterThan(100);
     expect(warm['calls']).toBeGreaterThan(0);
-    expect(bench['elapsed_s']).toBeLessThan(2.4); // the measured part only
+    expect(bench['elapsed_s']).toBeLessThan(2.5); // the measured part only (with the warm-up it would be 2.5 or more)
     const stopped = run.pluginLogLines().find(l => l['@message'] === 'plugin stopped')!;
     const a = stopped['attest_answers'] as Record<string, number>;
-    expect(Object.keys(a).sort()).toEqual(['copy', 'copy_after_wait', 'daemon', 'daemon_after_wait']);
+    expect(Object.keys(a).sort()).toEqual(['copy', 'copy_after_wait', 'daemon', 'daemon_after_wait', 'no_lookup']);
     expect(Object.values(a).reduce((x, y) => x + y, 0)).toBe((bench['calls'] as number) + (warm['calls'] as number));
     expectCleanUnload(run);
   });

@@ -327,7 +327,7 @@ describe('MapCache (plugin)', () => {
     }
   }
 
-  function cacheWith(dir: string, now?: () => number, onSynced?: (mappings: number, ms: number) => void): { cache: MapCache; streams: FakeStream[]; seq: FakeSeq } {
+  function cacheWith(dir: string, now?: () => number, onSynced?: (mappings: number, ms: number, again: boolean) => void): { cache: MapCache; streams: FakeStream[]; seq: FakeSeq } {
     const streams: FakeStream[] = [];
     const seq = new FakeSeq();
     const cache = new MapCache(
@@ -451,19 +451,23 @@ describe('MapCache (plugin)', () => {
     cache.close();
   });
 
-  it('says when the copy is complete (the last part of the whole state), how big and how long after the stream opened', () => {
+  it('says when the copy is complete (the last part of the whole state), how big and how long it took; again when the daemon sends it all again on the same stream', () => {
     let now = 1000;
-    const synced: [number, number][] = [];
-    const { cache, streams } = cacheWith(procDir({ 42: [500, POD], 43: [600, POD] }), () => now, (n, ms) => synced.push([n, ms]));
+    const synced: [number, number, boolean][] = [];
+    const { cache, streams } = cacheWith(procDir({ 42: [500, POD], 43: [600, POD] }), () => now, (n, ms, again) => synced.push([n, ms, again]));
     now += 30;
     streams[0]!.emit('data', full([[42, 500, 'a']], { more: true }));
     expect(synced).toEqual([]); // parts still to come
     now += 20;
     streams[0]!.emit('data', msg({ upserts: [{ host_pid: 43, start_time: '600', selector_values: ['process-role:b'], scope: `pod:${POD}` }] }));
-    expect(synced).toEqual([[2, 50]]);
+    expect(synced).toEqual([[2, 50, false]]); // since the stream opened
     streams[0]!.emit('data', msg({})); // later deltas and heartbeats say nothing
     expect(synced).toHaveLength(1);
-    streams[0]!.emit('error', new Error('gone'));
+    now += 60_000;
+    streams[0]!.emit('data', full([[42, 500, 'a']], { more: true })); // the plugin fell behind: the whole state again
+    now += 7;
+    streams[0]!.emit('data', msg({}));
+    expect(synced).toEqual([[2, 50, false], [1, 7, true]]); // since its first part, not since the stream opened
     cache.close();
   });
 });

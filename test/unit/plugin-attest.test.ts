@@ -96,9 +96,11 @@ describe('Attest', () => {
   it('returns an empty list for pid <= 0 without asking the daemon', async () => {
     const d = await daemon({ selectors: { 0: ALL } });
     await configure(`daemon_socket = "${d.socketPath}"`);
+    const before = answers.no_lookup;
     expect(await attest(0)).toEqual({ selector_values: [] });
     expect(await attest(-1)).toEqual({ selector_values: [] });
     expect(d.calls).toEqual([]);
+    expect(answers.no_lookup).toBe(before + 2); // counted too: the counts add up to every call
   });
 
   it('answers UNAVAILABLE fast (< 1 s) when the daemon is down', async () => {

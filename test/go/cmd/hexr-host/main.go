@@ -202,6 +202,9 @@ func parseFlags() (*options, error) {
 	if o.duration > 0 {
 		o.bench = true
 	}
+	if o.warmup < 0 || (o.warmup > 0 && o.duration <= 0) {
+		return nil, errors.New("-warmup needs -duration, and cannot be negative")
+	}
 	if o.concurrency < 1 || o.repeat < 0 {
 		return nil, errors.New("-concurrency must be >= 1 and -repeat >= 0")
 	}
@@ -407,6 +410,7 @@ type result struct {
 	pid     int32
 	values  []string
 	err     error
+	start   time.Time
 	latency time.Duration
 }
 
@@ -418,7 +422,7 @@ func attestOnce(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient
 	}
 	t := time.Now()
 	resp, err := c.Attest(ctx, &workloadattestorv1.AttestRequest{Pid: pid})
-	r := result{pid: pid, latency: time.Since(t), err: err}
+	r := result{pid: pid, start: t, latency: time.Since(t), err: err}
 	if err == nil {
 		r.values = resp.GetSelectorValues()
 		if r.values == nil {
@@ -434,6 +438,7 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 		mu      sync.Mutex
 		lats    []time.Duration
 		warm    []time.Duration
+		warmErr int
 		errs    = map[string]int{}
 		next    int64
 		started = time.Now()
@@ -470,8 +475,11 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 				r := attestOnce(ctx, c, pid, o.callTimeout)
 				if o.bench {
 					mu.Lock()
-					if o.warmup > 0 && time.Now().Add(-r.latency).Before(measureFrom) {
+					if o.warmup > 0 && r.start.Before(measureFrom) {
 						warm = append(warm, r.latency) // started during the warm-up
+						if r.err != nil {
+							warmErr++
+						}
 						mu.Unlock()
 						continue
 					}
@@ -513,7 +521,7 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 	}
 	if o.warmup > 0 {
 		w := pctOf(warm)
-		emit("warmup", map[string]any{"calls": len(warm), "seconds": o.warmup.Seconds(), "p50_ms": w(0.50), "p99_ms": w(0.99), "max_ms": w(1.0)})
+		emit("warmup", map[string]any{"calls": len(warm), "errors": warmErr, "seconds": o.warmup.Seconds(), "p50_ms": w(0.50), "p99_ms": w(0.99), "max_ms": w(1.0)})
 	}
 	pct := pctOf(lats)
 	nerr := 0
