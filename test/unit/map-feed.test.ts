@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PidMap, type Mapping } from '../../src/core/pid-map.js';
-import { FULL_PART, MapFeed, type FeedOptions, type MapUpdateMsg } from '../../src/daemon/map-feed.js';
+import { FULL_PART, MapFeed, type FeedOptions, type FeedSubscription, type MapUpdateMsg } from '../../src/daemon/map-feed.js';
 import type { Published } from '../../src/daemon/reconciler.js';
 import { MapCache } from '../../src/plugin/map-cache.js';
 import { ALL_SLOT, slotOf } from '../../src/seq-file.js';
@@ -166,17 +166,23 @@ describe('MapFeed', () => {
 
   // Bench scenario 7: grpc-js takes 16 messages before write() says "full", and
   // serialized all the parts it held in one go: a 60-130 ms stall at 11,000 mappings.
-  it('sends each part of the whole state only once the last one has left the stream\'s buffer', async () => {
+  /** A subscriber to a whole state of `parts` parts whose stream keeps each write callback for the test to call; write() returns `room`. */
+  function heldStream(parts: number, room: boolean): { got: MapUpdateMsg[]; pending: (() => void)[]; sub: FeedSubscription } {
     const live = new Map<number, Mapping>();
-    for (let i = 0; i < 3 * FULL_PART; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
+    for (let i = 0; i < parts * FULL_PART; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
     const { feed } = newFeed(new PidMap(1, new Map(live)));
     const got: MapUpdateMsg[] = [];
     const pending: (() => void)[] = [];
-    feed.subscribe((u, written) => {
+    const sub = feed.subscribe((u, written) => {
       got.push(u);
       if (written) pending.push(written);
-      return true; // the stream says it has room
+      return room;
     });
+    return { got, pending, sub };
+  }
+
+  it('sends each part of the whole state only once the last one has left the stream\'s buffer', async () => {
+    const { got, pending } = heldStream(3, true); // the stream always says it has room
     await new Promise(r => setTimeout(r, 30));
     expect(got).toHaveLength(1); // the first part is still in the stream's buffer
     pending.shift()!();
@@ -190,16 +196,7 @@ describe('MapFeed', () => {
   });
 
   it('never starts the whole state over when the stream drains before it said a part had left, or when the last part filled it', async () => {
-    const live = new Map<number, Mapping>();
-    for (let i = 0; i < 2 * FULL_PART; i++) live.set(1000 + i, mapping(1000 + i, i, `r${i}`));
-    const { feed } = newFeed(new PidMap(1, new Map(live)));
-    const got: MapUpdateMsg[] = [];
-    const pending: (() => void)[] = [];
-    const sub = feed.subscribe((u, written) => {
-      got.push(u);
-      if (written) pending.push(written);
-      return false; // every message fills the stream
-    });
+    const { got, pending, sub } = heldStream(2, false); // every message fills the stream
     expect(got).toHaveLength(1);
     sub.drained(); // 'drain' first (a stream emits it after the write callbacks, which go on a turn later)
     expect(got).toHaveLength(1); // not the whole state again
