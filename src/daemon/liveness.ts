@@ -91,9 +91,16 @@ export async function readPassStart(
   procfs: Pick<Procfs, 'readLastPid' | 'readPidMax' | 'readForks' | 'listPidsAsync'>,
   o: { full: boolean; sameNamespace: boolean; now: number },
 ): Promise<PassStart> {
-  const lastPid = procfs.readLastPid?.();
-  const forks = procfs.readForks?.();
-  const pidMax = procfs.readPidMax?.();
+  const read = (f: (() => number | undefined) | undefined): number | undefined => {
+    try {
+      return f?.();
+    } catch {
+      return undefined; // unreadable: this pass reads everything
+    }
+  };
+  const lastPid = read(procfs.readLastPid?.bind(procfs));
+  const forks = read(procfs.readForks?.bind(procfs));
+  const pidMax = read(procfs.readPidMax?.bind(procfs));
   const narrow = !o.full && o.sameNamespace && lastPid !== undefined && forks !== undefined;
   const listed = narrow ? await procfs.listPidsAsync?.().catch(() => undefined) : undefined;
   return { ...o, lastPid, pidMax, forks, live: listed && new Set(listed) };
