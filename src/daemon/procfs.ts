@@ -59,7 +59,17 @@ function pidNames(names: string[]): number[] {
 
 export function createProcfs(opts: { root?: string; clock?: ClockSources } = {}): Procfs {
   const procDir = path.join(opts.root ?? '/', 'proc');
-  const clock = opts.clock ?? systemClock(() => readSmall(`${procDir}/uptime`), () => readSmall(`${procDir}/stat`));
+  // /proc/stat grows with the CPUs and interrupts (past readSmall's 64 KB on large
+  // nodes, before btime and "processes"): read whole.
+  const readStat = (): string | undefined => {
+    try {
+      return fs.readFileSync(`${procDir}/stat`, 'latin1');
+    } catch (err) {
+      if (gone(err)) return undefined;
+      throw err;
+    }
+  };
+  const clock = opts.clock ?? systemClock(() => readSmall(`${procDir}/uptime`), readStat);
   let bootNs: bigint | undefined;
   return {
     procDir,
@@ -116,13 +126,7 @@ export function createProcfs(opts: { root?: string; clock?: ClockSources } = {})
       return Number.isSafeInteger(n) && n > 0 ? n : undefined;
     },
     readForks() {
-      let t: string;
-      try {
-        t = fs.readFileSync(`${procDir}/stat`, 'latin1'); // grows with the CPUs: not readSmall's buffer
-      } catch {
-        return undefined;
-      }
-      const n = Number(/^processes (\d+)$/m.exec(t)?.[1] ?? NaN);
+      const n = Number(/^processes (\d+)$/m.exec(readStat() ?? '')?.[1] ?? NaN);
       return Number.isSafeInteger(n) ? n : undefined;
     },
   };

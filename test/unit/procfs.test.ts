@@ -49,6 +49,18 @@ describe('createProcfs over a fixture tree', () => {
     expect(pf.rootOf(4242)).toBe(path.join(tree.root, 'proc', '4242', 'root'));
   });
 
+  // A node with many CPUs and interrupts has a /proc/stat past readSmall's 64 KB,
+  // with btime and "processes" at its end: both were read from a truncated copy.
+  it('reads /proc/stat whole: the boot time (without /proc/uptime) and the task counter of a large node', () => {
+    const intr = `intr ${Array.from({ length: 40_000 }, (_, i) => i % 10).join(' ')}\n`;
+    fs.writeFileSync(path.join(tree.procDir, 'stat'), `cpu  1 2 3 4\n${intr}ctxt 5\nbtime 1700000000\nprocesses 123456\n`);
+    expect(fs.statSync(path.join(tree.procDir, 'stat')).size).toBeGreaterThan(64 * 1024);
+    fs.rmSync(path.join(tree.procDir, 'uptime')); // the boot time then comes from btime
+    const pf = createProcfs({ root: tree.root });
+    expect(pf.readForks?.()).toBe(123456);
+    expect(pf.bootTimeNs()).toBe(1_700_000_000n * 1_000_000_000n);
+  });
+
   it('returns undefined from every reader for a PID that does not exist', () => {
     const pf = createProcfs({ root: tree.root });
     expect(pf.readNSpid(999)).toBeUndefined();
