@@ -34,26 +34,36 @@ async function mixedPids(n: BenchNode): Promise<number[]> {
   return out;
 }
 
-/** The quiet baseline: the mix at 1,000 mapped, nothing else going on. */
-export async function quietMix(n: BenchNode): Promise<void> {
-  const pids = await mixedPids(n);
+/**
+ * One measured run of the mix (32 callers): the daemon's loop-delay figures
+ * restarted, an idle Node process beside it, the daemon's CPU and the calls
+ * that reached it counted over the run.
+ */
+async function measureMix(n: BenchNode, pids: number[], seconds: number): Promise<{ figures: AttestFigures; daemonCpu: number; reached: number; idle: { p99_ms: number; max_ms: number }; status: LoopStatus }> {
   await n.daemon.get('/debug/status?reset_loop_delay=1');
   const probe = startLoopProbe();
   const calls0 = await daemonAttestCalls(n.daemon);
-  const [q, cpu] = await Promise.all([attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS), cpuWindows(n.daemon.pid!, ATTEST_SECONDS - 1)]);
-  quiet = q;
+  const [figures, cpu] = await Promise.all([attestRun(n.host, n.daemon, pids, 32, seconds), cpuWindows(n.daemon.pid!, seconds - 1)]);
   const reached = (await daemonAttestCalls(n.daemon)) - calls0;
   const idle = await probe.stop();
-  const s = await n.daemon.get<LoopStatus>('/debug/status');
+  const status = await n.daemon.get<LoopStatus>('/debug/status');
+  return { figures, daemonCpu: Math.round(median(cpu) * 100), reached, idle, status };
+}
+
+/** The quiet baseline: the mix at 1,000 mapped, nothing else going on. */
+export async function quietMix(n: BenchNode): Promise<void> {
+  const pids = await mixedPids(n);
+  const m = await measureMix(n, pids, ATTEST_SECONDS);
+  quiet = m.figures;
   report('7q.quiet_mix_c32', {
     p50_ms: quiet.p50_ms,
     p99_ms: quiet.p99_ms,
     rps: quiet.throughput_rps,
-    daemon_calls: reached,
-    daemon_cpu: Math.round(median(cpu) * 100),
-    daemon_loop_max_ms: s.event_loop_delay.max_ms,
+    daemon_calls: m.reached,
+    daemon_cpu: m.daemonCpu,
+    daemon_loop_max_ms: m.status.event_loop_delay.max_ms,
     plugin_loop_max_ms: quiet.plugin_loop_max_ms ?? NaN,
-    idle_node_loop_max_ms: idle.max_ms,
+    idle_node_loop_max_ms: m.idle.max_ms,
     answers: quiet.answers ?? {},
     copy_synced_ms: quiet.copy_synced_ms ?? NaN,
     warmup: quiet.warmup ?? {},
@@ -77,16 +87,10 @@ export async function churn(n: BenchNode): Promise<void> {
     await new Promise(r => setTimeout(r, 2000));
     const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
     const starts0 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
-    await n.daemon.get('/debug/status?reset_loop_delay=1');
-    const probe = startLoopProbe();
-    const calls0 = await daemonAttestCalls(n.daemon);
     const t0 = performance.now();
-    const [ours, cpu] = await Promise.all([attestRun(n.host, n.daemon, pids, 32, ATTEST_SECONDS * 2), cpuWindows(n.daemon.pid!, ATTEST_SECONDS * 2 - 1)]);
+    const { figures: ours, daemonCpu, reached, idle, status: s } = await measureMix(n, pids, ATTEST_SECONDS * 2);
     const secs = (performance.now() - t0) / 1000;
-    const reached = (await daemonAttestCalls(n.daemon)) - calls0;
-    const idle = await probe.stop();
     const starts1 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
-    const s = await n.daemon.get<LoopStatus>('/debug/status');
     report('7.churn_mix_c32', {
       mapped,
       process_starts_per_s: ((starts1 - starts0 + pidMax) % pidMax) / secs,
@@ -96,7 +100,7 @@ export async function churn(n: BenchNode): Promise<void> {
       rps: ours.throughput_rps,
       errors: ours.errors,
       daemon_calls: reached,
-      daemon_cpu: Math.round(median(cpu) * 100),
+      daemon_cpu: daemonCpu,
       quiet_p99_ms: quiet?.p99_ms ?? NaN,
       p99_ratio: ours.p99_ms / (quiet?.p99_ms ?? NaN),
       daemon_loop_p99_ms: s.event_loop_delay.p99_ms,

@@ -727,7 +727,6 @@ export class Reconciler {
 
   // ---- applying decisions -------------------------------------------------------
 
-  /** Settles the core, persists, then applies; re-checks what the core asks for. */
   /** settle() outside a batch: the directories its rechecks open are closed after it. */
   private settleAlone(): void {
     const fds = new Map<string, number | null>();
@@ -738,6 +737,7 @@ export class Reconciler {
     }
   }
 
+  /** Settles the core, persists, then applies; re-checks what the core asks for. */
   private settle(fds: Map<string, number | null>): void {
     // Until the startup scan has observed every claim, deciding would favour
     // whatever it happened to read first (the ages may all be unknown).
