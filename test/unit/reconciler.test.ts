@@ -62,6 +62,18 @@ async function reconciler(procfs: Procfs, before?: (ctx: string) => void, create
   return { r, dir: path.join(dir, 'ctx'), metrics };
 }
 
+/** The liveness figures of /debug/status, and a wait for `n` more passes to complete. */
+function livenessOf(r: Reconciler): { work: () => { liveness_passes: number; liveness_reads: number }; passes: (n: number) => Promise<void> } {
+  const work = (): { liveness_passes: number; liveness_reads: number } => r.workStatus() as never;
+  return {
+    work,
+    passes: async n => {
+      const p0 = work().liveness_passes;
+      await eventually(() => work().liveness_passes >= p0 + n, 10_000, `${n} liveness passes`);
+    },
+  };
+}
+
 function write(dir: string, name: string, fields: Record<string, unknown>): void {
   fs.writeFileSync(path.join(dir, `.${name}.tmp`), JSON.stringify({ agent_name: 'crew', tenant: 'acme', ...fields }));
   fs.renameSync(path.join(dir, `.${name}.tmp`), path.join(dir, name));
@@ -226,11 +238,7 @@ describe('Reconciler', () => {
     procs.forEach((p, i) => write(dir, `r${i}.json`, { process_role: `r${i}`, container_pid: p.pid }));
     for (let i = 0; i < procs.length; i++) r.notify(path.join(dir, `r${i}.json`));
     await eventually(() => r.snapshot().size === 6, 5000, 'six mapped');
-    const work = (): { liveness_passes: number; liveness_reads: number } => r.workStatus() as never;
-    const passes = async (n: number): Promise<void> => {
-      const p0 = work().liveness_passes;
-      await eventually(() => work().liveness_passes >= p0 + n, 10_000, `${n} liveness passes`);
-    };
+    const { work, passes } = livenessOf(r);
     await passes(2); // the first pass after the mappings reads all six (nothing to go from)
     const reads = work().liveness_reads;
     await passes(2);
@@ -240,5 +248,27 @@ describe('Reconciler', () => {
     await eventually(() => r.snapshot().get(gone) === undefined, 10_000, 'the exited process unmapped');
     expect(work().liveness_reads).toBe(reads + 1); // the one missing from /proc, alone
     expect(r.snapshot().size).toBe(5);
+  });
+
+  // Review of the narrowed pass: a binding may rest on a start time read before
+  // the previous pass began, so its PID can be outside every range a pass reads.
+  it('reads a process bound since the last liveness pass once, however old its PID', async () => {
+    const real = createProcfs();
+    const { r, dir } = await reconciler(real);
+    const [a, b] = [sleeper(), sleeper()]; // both started before any pass below
+    await eventually(() => [a, b].every(p => real.readStartTime(p.pid as number) !== undefined), 5000, 'sleepers');
+    write(dir, 'a.json', { process_role: 'a', container_pid: a.pid });
+    r.notify(path.join(dir, 'a.json'));
+    await eventually(() => r.snapshot().size === 1, 5000, 'a mapped');
+    const { work, passes } = livenessOf(r);
+    await passes(2);
+    const reads = work().liveness_reads;
+    write(dir, 'b.json', { process_role: 'b', container_pid: b.pid });
+    r.notify(path.join(dir, 'b.json'));
+    await eventually(() => r.snapshot().size === 2, 5000, 'b mapped');
+    await passes(2);
+    expect(work().liveness_reads).toBe(reads + 1); // b, in the first pass that listed it
+    await passes(1);
+    expect(work().liveness_reads).toBe(reads + 1); // and not again
   });
 });
