@@ -126,6 +126,11 @@ suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod 
     const bystander = await other.exec('exec sleep 100000');
     const unknownInBusyPod = await busy.exec('exec sleep 100000');
     const p = await busy.exec('exec sleep 100000');
+    // The daemon must be watching the busy pod's directory before the files below are written:
+    // files it finds when its watch begins are scanned, not queued as events (on a loaded machine
+    // the pod's directory can be reported a second late; this test timed out on it in CI).
+    fs.writeFileSync(busy.hostPath('probe.json'), JSON.stringify({ agent_name: 'a', tenant: 't', process_role: 'probe', container_pid: 899 }));
+    await eventually(async () => (await t.daemon.markers()).some(m => m.path === busy.hostPath('probe.json')), 10_000, 'the busy pod watched');
     // Use up the busy pod's burst (2 events at 1/s), so that the role marker written right after
     // waits in its queue. All five files are written at once: how long starting a process in a
     // pod takes on a loaded machine must not decide whether the budget is still used up.
