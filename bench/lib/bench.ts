@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MAIN_JS, REPO } from '../../test/helpers/build.js';
 import type { DaemonProcess } from '../../test/helpers/daemon.js';
 import { runHost, type BuiltHost, type HostRun } from '../../test/helpers/go-host.js';
@@ -68,16 +69,24 @@ export async function cpuWindows(pid: number, windows: number, windowMs = 1000):
   return out;
 }
 
+/** Event-loop figures of a process: the plain maximum, and the runnable one (src/loop-delay.ts). */
+export interface LoopFigures {
+  p99_ms: number;
+  max_ms: number;
+  max_runnable_ms?: number;
+}
+
 /**
- * A Node process that does nothing but measure its own event-loop delay, as
- * the daemon and the plugin do (monitorEventLoopDelay, 10 ms resolution): the
- * same-run baseline of their loop delays. What it sees is the machine (CPU
- * shared with everything else), not anybody's code.
+ * A Node process that does nothing but measure its own event-loop delay with
+ * the daemon's and the plugin's monitor (src/loop-delay.ts): the same-run
+ * baseline of their loop delays. What it sees is the machine (CPU shared with
+ * everything else, a vCPU left unscheduled), not anybody's code.
  */
-export function startLoopProbe(): { stop(): Promise<{ p99_ms: number; max_ms: number }> } {
-  const code = `const h = require('perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable(); setInterval(() => {}, 1000);
-process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ p99_ms: h.percentile(99) / 1e6, max_ms: h.max / 1e6 })); process.exit(0); });`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
+export function startLoopProbe(): { stop(): Promise<LoopFigures> } {
+  const url = JSON.stringify(pathToFileURL(path.join(path.dirname(MAIN_JS), 'loop-delay.js')).href);
+  const code = `import { LoopDelayMonitor } from ${url}; const m = new LoopDelayMonitor(); m.start(); setInterval(() => {}, 1000);
+process.on('SIGTERM', () => { process.stdout.write(JSON.stringify(m.read())); process.exit(0); });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   return {
@@ -85,7 +94,7 @@ process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ p99_ms: h.pe
       new Promise((resolve, reject) => {
         child.once('exit', () => {
           try {
-            resolve(JSON.parse(out) as { p99_ms: number; max_ms: number });
+            resolve(JSON.parse(out) as LoopFigures);
           } catch (e) {
             reject(new Error(`loop probe: ${String(e)} (${out})`));
           }
@@ -102,8 +111,9 @@ export interface AttestFigures {
   max_ms: number;
   throughput_rps: number;
   errors: number;
-  /** The plugin's event-loop delay, from its last log line. */
+  /** The plugin's event-loop delay, from its last log line: the plain maximum and the runnable one. */
   plugin_loop_max_ms?: number;
+  plugin_loop_max_runnable_ms?: number;
   /** How the plugin answered (its last log line, warm-up included): from its copy, after waiting for it, by the daemon. */
   answers?: Record<string, number>;
   /** How long after the plugin opened its WatchMap stream its copy was complete (its log line). */
@@ -140,6 +150,7 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
   if (!b) throw new Error(`no bench result: ${r.stderr.slice(-2000)}`);
   const stopped = r.pluginLogLines().find(l => l['@message'] === 'plugin stopped' || l['msg'] === 'plugin stopped');
   const loop = stopped?.['event_loop_delay_max_ms'] as number | undefined;
+  const loopRunnable = stopped?.['event_loop_delay_max_runnable_ms'] as number | undefined;
   const answers = stopped?.['attest_answers'] as Record<string, number> | undefined;
   const warm = r.events('warmup')[0] as Record<string, number> | undefined;
   const synced = r.pluginLogLines().find(l => (l['@message'] ?? l['msg']) === "copy of the daemon's state complete")?.['ms'] as number | undefined;
@@ -151,6 +162,7 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
     throughput_rps: b['throughput_rps'] as number,
     errors: b['errors'] as number,
     ...(loop !== undefined ? { plugin_loop_max_ms: loop } : {}),
+    ...(loopRunnable !== undefined ? { plugin_loop_max_runnable_ms: loopRunnable } : {}),
     ...(answers ? { answers } : {}),
     ...(synced !== undefined ? { copy_synced_ms: synced } : {}),
     ...(warm ? { warmup: { calls: warm['calls'] as number, errors: warm['errors'] as number, p99_ms: warm['p99_ms'] as number, max_ms: warm['max_ms'] as number } } : {}),

@@ -124,7 +124,10 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
   const delay = loop.read();
-  log.info({ event_loop_delay_p99_ms: delay.p99_ms, event_loop_delay_max_ms: delay.max_ms, attest_answers: answers }, 'plugin stopped');
+  log.info(
+    { event_loop_delay_p99_ms: delay.p99_ms, event_loop_delay_max_ms: delay.max_ms, event_loop_delay_max_runnable_ms: delay.max_runnable_ms, attest_answers: answers },
+    'plugin stopped',
+  );
   await loop.close();
   return fatal ? EX_SOFTWARE : 0;
 }

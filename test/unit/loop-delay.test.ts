@@ -1,0 +1,95 @@
+// The event-loop delay monitor tells a delay its own thread caused (running,
+// or waiting for a CPU) from one where it was not scheduled at all, as when
+// a hypervisor leaves the vCPU unscheduled. Real processes: one busy-loops,
+// one is stopped with SIGSTOP (neither running nor runnable, like steal).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseSchedstat, runnableDelayMs } from '../../src/loop-delay.js';
+import { ensureBuilt, REPO } from '../helpers/build.js';
+import { skipNote } from '../helpers/env.js';
+
+describe('runnable share of a delay', () => {
+  it('reads run + wait from schedstat, and nothing from anything else', () => {
+    expect(parseSchedstat('2000000 500000 7\n')).toBe(2_500_000);
+    expect(parseSchedstat('')).toBeUndefined();
+    expect(parseSchedstat('x 1 2')).toBeUndefined();
+  });
+
+  it('counts at most the time the thread ran or waited for a CPU, and never more than the delay', () => {
+    expect(runnableDelayMs(100, 2_000_000)).toBe(2); // descheduled: 2 ms of 100
+    expect(runnableDelayMs(100, 300_000_000)).toBe(100); // busy the whole time
+    expect(runnableDelayMs(-3, 5_000_000)).toBe(0); // early: no delay
+  });
+});
+
+const skip = skipNote('loop delay (real processes)', existsSync('/proc/thread-self/schedstat') ? undefined : 'needs Linux with /proc/thread-self/schedstat');
+
+describe.skipIf(skip)('LoopDelayMonitor on a real process', () => {
+  /** A Node process running the monitor; commands on stdin, one JSON reply per line. */
+  async function monitored(): Promise<{ child: ChildProcessWithoutNullStreams; ask: (cmd: string) => Promise<Record<string, number>> }> {
+    await ensureBuilt();
+    const url = pathToFileURL(join(REPO, 'dist', 'loop-delay.js')).href;
+    const code = `import { LoopDelayMonitor } from ${JSON.stringify(url)};
+const m = new LoopDelayMonitor(); m.start();
+let buf = '';
+process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { const cmd = buf.slice(0, i); buf = buf.slice(i + 1);
+  if (cmd.startsWith('busy ')) { const end = performance.now() + Number(cmd.slice(5)); while (performance.now() < end); }
+  process.stdout.write(JSON.stringify(m.read(cmd === 'reset')) + '\\n'); } });`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code]);
+    let out = '';
+    const waiting: ((l: string) => void)[] = [];
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      let i;
+      while ((i = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        waiting.shift()?.(line);
+      }
+    });
+    const ask = (cmd: string): Promise<Record<string, number>> =>
+      new Promise(resolve => {
+        waiting.push(l => resolve(JSON.parse(l) as Record<string, number>));
+        child.stdin.write(`${cmd}\n`);
+      });
+    await ask('reset');
+    return { child, ask };
+  }
+
+  const settle = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
+
+  it('counts a delay its own code caused', async () => {
+    const { child, ask } = await monitored();
+    try {
+      await ask('reset');
+      await settle(50); // (the histogram's first sample after a reset is not kept)
+      await ask('busy 150');
+      await settle(50); // the monitor's next sample sees the delay
+      const r = await ask('read');
+      expect(r['max_ms']).toBeGreaterThanOrEqual(100);
+      expect(r['max_runnable_ms']).toBeGreaterThanOrEqual(100);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('does not count the time the process was not scheduled at all (stopped, as a VM is by steal)', async () => {
+    const { child, ask } = await monitored();
+    try {
+      await ask('reset');
+      await settle(50);
+      child.kill('SIGSTOP');
+      await settle(300);
+      child.kill('SIGCONT');
+      await settle(50);
+      const r = await ask('read');
+      expect(r['max_ms'], 'the plain maximum sees the stop').toBeGreaterThanOrEqual(200);
+      expect(r['max_runnable_ms'], 'the runnable maximum does not').toBeLessThan(50);
+    } finally {
+      child.kill();
+    }
+  });
+});
