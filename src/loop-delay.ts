@@ -1,16 +1,17 @@
 // Event-loop delay of this process (perf_hooks.monitorEventLoopDelay): how
 // long anything ready to run had to wait. Reported by the daemon in
-// /debug/status and by the plugin when it stops; the benchmarks read both.
+// /debug/status and by the plugin; the benchmarks read both.
 //
-// A delay has two kinds of cause. Either this thread was running (our own
-// code, GC) or waiting for a CPU (the machine's load); or it was neither: on
-// a virtual machine the hypervisor can leave the whole vCPU unscheduled for
-// 100 ms and more ("steal"), which no code in the process can shorten. The
-// kernel's per-thread scheduler figures (/proc/thread-self/schedstat: time
-// on a CPU, time waiting for one) tell them apart, so next to the plain
-// maximum comes `max_runnable_ms`: the longest delay counting only the time
-// the thread was running or runnable. It is an upper bound of what load and
-// our code cost (a sample's whole interval counts, not just its late part).
+// A delay has three kinds of cause: this thread running (our own code, its
+// GC); this thread waiting for a CPU (the machine's load: on two cores, the
+// benchmark's own callers); and neither: on a virtual machine the hypervisor
+// can leave the whole vCPU unscheduled for 100 ms and more ("steal"). Only
+// the first is up to the code. The kernel's per-thread scheduler figures
+// (/proc/thread-self/schedstat: ns on a CPU, ns waiting for one) tell them
+// apart, so next to the plain maximum comes `max_on_cpu_ms`: the longest
+// delay counting only the time the thread was running. It is an upper bound
+// of what our code cost (a sample's whole interval counts, not just its late
+// part).
 import * as fs from 'node:fs';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -18,25 +19,25 @@ export interface LoopDelay {
   readonly p50_ms: number;
   readonly p99_ms: number;
   readonly max_ms: number;
-  /** The longest delay counting only time running or waiting for a CPU; absent where the kernel does not say. */
-  readonly max_runnable_ms?: number;
+  /** The longest delay counting only time this thread ran; absent where the kernel does not say. */
+  readonly max_on_cpu_ms?: number;
 }
 
-/** How often the runnable share of a delay is sampled (the histogram's resolution too). */
+/** How often the on-CPU share of a delay is sampled (the histogram's resolution too). */
 const RESOLUTION_MS = 10;
 
-/** "run_ns wait_ns timeslices" of a schedstat file: run + wait, ns. */
+/** "run_ns wait_ns timeslices" of a schedstat file: the ns on a CPU. */
 export function parseSchedstat(text: string): number | undefined {
-  const m = /^(\d+) (\d+) \d+/.exec(text);
-  return m ? Number(m[1]) + Number(m[2]) : undefined;
+  const m = /^(\d+) \d+ \d+/.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
 
 /**
- * Of a timer `lateMs` late, the part that can be due to running or waiting
- * for a CPU: at most the thread's run + wait time over the same interval.
+ * Of a timer `lateMs` late, the part that can be due to this thread running:
+ * at most its time on a CPU over the same interval.
  */
-export function runnableDelayMs(lateMs: number, runnableNs: number): number {
-  return Math.max(0, Math.min(lateMs, runnableNs / 1e6));
+export function onCpuDelayMs(lateMs: number, onCpuNs: number): number {
+  return Math.max(0, Math.min(lateMs, onCpuNs / 1e6));
 }
 
 export class LoopDelayMonitor {
@@ -44,7 +45,7 @@ export class LoopDelayMonitor {
   private fd: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly buf = Buffer.alloc(128);
-  private maxRunnable = 0;
+  private maxOnCpu = 0;
 
   start(): void {
     this.h.enable();
@@ -54,13 +55,13 @@ export class LoopDelayMonitor {
       return; // no schedstat (not Linux, or no CONFIG_SCHED_INFO): the plain figures only
     }
     let at = performance.now();
-    let before = this.runnableNs();
+    let before = this.onCpuNs();
     this.timer = setInterval(() => {
       const now = performance.now();
-      const ns = this.runnableNs();
+      const ns = this.onCpuNs();
       if (ns !== undefined && before !== undefined) {
-        const d = runnableDelayMs(now - at - RESOLUTION_MS, ns - before);
-        if (d > this.maxRunnable) this.maxRunnable = d;
+        const d = onCpuDelayMs(now - at - RESOLUTION_MS, ns - before);
+        if (d > this.maxOnCpu) this.maxOnCpu = d;
       }
       at = now;
       before = ns;
@@ -75,11 +76,11 @@ export class LoopDelayMonitor {
       p50_ms: ms(this.h.percentile(50)),
       p99_ms: ms(this.h.percentile(99)),
       max_ms: ms(this.h.max),
-      ...(this.timer ? { max_runnable_ms: ms(this.maxRunnable * 1e6) } : {}),
+      ...(this.timer ? { max_on_cpu_ms: ms(this.maxOnCpu * 1e6) } : {}),
     };
     if (reset) {
       this.h.reset();
-      this.maxRunnable = 0;
+      this.maxOnCpu = 0;
     }
     return out;
   }
@@ -93,7 +94,7 @@ export class LoopDelayMonitor {
     return Promise.resolve();
   }
 
-  private runnableNs(): number | undefined {
+  private onCpuNs(): number | undefined {
     if (this.fd === undefined) return undefined;
     try {
       const n = fs.readSync(this.fd, this.buf, 0, this.buf.length, 0);

@@ -69,11 +69,11 @@ export async function cpuWindows(pid: number, windows: number, windowMs = 1000):
   return out;
 }
 
-/** Event-loop figures of a process: the plain maximum, and the runnable one (src/loop-delay.ts). */
+/** Event-loop figures of a process: the plain maximum, and the on-CPU one (src/loop-delay.ts). */
 export interface LoopFigures {
   p99_ms: number;
   max_ms: number;
-  max_runnable_ms?: number;
+  max_on_cpu_ms?: number;
 }
 
 /**
@@ -111,9 +111,12 @@ export interface AttestFigures {
   max_ms: number;
   throughput_rps: number;
   errors: number;
-  /** The plugin's event-loop delay, from its last log line: the plain maximum and the runnable one. */
+  /** The plugin's event-loop delay once its copy was complete (its last log line): the plain maximum and the on-CPU one. */
   plugin_loop_max_ms?: number;
-  plugin_loop_max_runnable_ms?: number;
+  plugin_loop_max_on_cpu_ms?: number;
+  /** The same from its start until its copy was complete (the copy line). */
+  plugin_startup_loop_max_ms?: number;
+  plugin_startup_loop_max_on_cpu_ms?: number;
   /** How the plugin answered (its last log line, warm-up included): from its copy, after waiting for it, by the daemon. */
   answers?: Record<string, number>;
   /** How long after the plugin opened its WatchMap stream its copy was complete (its log line). */
@@ -150,10 +153,13 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
   if (!b) throw new Error(`no bench result: ${r.stderr.slice(-2000)}`);
   const stopped = r.pluginLogLines().find(l => l['@message'] === 'plugin stopped' || l['msg'] === 'plugin stopped');
   const loop = stopped?.['event_loop_delay_max_ms'] as number | undefined;
-  const loopRunnable = stopped?.['event_loop_delay_max_runnable_ms'] as number | undefined;
+  const loopOnCpu = stopped?.['event_loop_delay_max_on_cpu_ms'] as number | undefined;
   const answers = stopped?.['attest_answers'] as Record<string, number> | undefined;
   const warm = r.events('warmup')[0] as Record<string, number> | undefined;
-  const synced = r.pluginLogLines().find(l => (l['@message'] ?? l['msg']) === "copy of the daemon's state complete")?.['ms'] as number | undefined;
+  const copied = r.pluginLogLines().find(l => (l['@message'] ?? l['msg']) === "copy of the daemon's state complete");
+  const synced = copied?.['ms'] as number | undefined;
+  const startup = copied?.['event_loop_delay_max_ms'] as number | undefined;
+  const startupOnCpu = copied?.['event_loop_delay_max_on_cpu_ms'] as number | undefined;
   return {
     p50_ms: b['p50_ms'] as number,
     p99_ms: b['p99_ms'] as number,
@@ -162,7 +168,9 @@ export async function attestRun(host: BuiltHost, daemon: DaemonProcess, pids: nu
     throughput_rps: b['throughput_rps'] as number,
     errors: b['errors'] as number,
     ...(loop !== undefined ? { plugin_loop_max_ms: loop } : {}),
-    ...(loopRunnable !== undefined ? { plugin_loop_max_runnable_ms: loopRunnable } : {}),
+    ...(loopOnCpu !== undefined ? { plugin_loop_max_on_cpu_ms: loopOnCpu } : {}),
+    ...(startup !== undefined ? { plugin_startup_loop_max_ms: startup } : {}),
+    ...(startupOnCpu !== undefined ? { plugin_startup_loop_max_on_cpu_ms: startupOnCpu } : {}),
     ...(answers ? { answers } : {}),
     ...(synced !== undefined ? { copy_synced_ms: synced } : {}),
     ...(warm ? { warmup: { calls: warm['calls'] as number, errors: warm['errors'] as number, p99_ms: warm['p99_ms'] as number, max_ms: warm['max_ms'] as number } } : {}),

@@ -63,7 +63,14 @@ export class DaemonClients {
   private readonly entries = new Map<string, Entry>();
   private ctor: grpc.ServiceClientConstructor | undefined;
 
-  constructor(private readonly log?: Logger) {}
+  /**
+   * `onCopied`: called when a copy of the daemon's state is complete; what it
+   * returns is added to that log line.
+   */
+  constructor(
+    private readonly log?: Logger,
+    private readonly onCopied?: () => Record<string, unknown> | undefined,
+  ) {}
 
   /** What the local copy of the daemon's state says about `pid` (see MapCache.lookup). */
   local(socketPath: string, pid: number, maxAgeMs: number): Verdict {
@@ -127,7 +134,7 @@ export class DaemonClients {
       const client = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
       const seq = new SeqReader(seqFilePath(socketPath));
       const cache = new MapCache(() => client.WatchMap({}), seq, undefined, undefined, (mappings, ms, again) =>
-        this.log?.info({ daemon_socket: socketPath, mappings, ms: Math.round(ms), again }, "copy of the daemon's state complete"),
+        this.log?.info({ daemon_socket: socketPath, mappings, ms: Math.round(ms), again, ...this.onCopied?.() }, "copy of the daemon's state complete"),
       );
       e = { client, cache, seq, inFlight: 0, retired: false };
       this.entries.set(socketPath, e);

@@ -82,6 +82,12 @@ describe.skipIf(skip)('SPIRE-style host → plugin → real daemon', () => {
       expect(e['selector_values']).toContain(`process-role:${role}`);
       expect(e['selector_values']).not.toContain(`process-role:${role === 'writer' ? 'researcher' : 'writer'}`);
     }
+    // The start-up's event-loop delay is on the first copy's line, the rest on the exit line.
+    const lines = run.pluginLogLines();
+    const copied = lines.filter(l => l['@message'] === "copy of the daemon's state complete");
+    expect(copied[0]).toMatchObject({ mappings: 2, event_loop_delay_max_ms: expect.any(Number), event_loop_delay_max_on_cpu_ms: expect.any(Number) });
+    for (const l of copied.slice(1)) expect(l['event_loop_delay_max_ms']).toBeUndefined();
+    expect(lines.find(l => l['@message'] === 'plugin stopped')).toMatchObject({ event_loop_delay_max_ms: expect.any(Number), event_loop_delay_max_on_cpu_ms: expect.any(Number) });
   });
 
   it('gives nothing to a process that exited, and says UNAVAILABLE quickly when the daemon is down', async () => {

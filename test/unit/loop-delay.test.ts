@@ -1,27 +1,27 @@
-// The event-loop delay monitor tells a delay its own thread caused (running,
-// or waiting for a CPU) from one where it was not scheduled at all, as when
-// a hypervisor leaves the vCPU unscheduled. Real processes: one busy-loops,
-// one is stopped with SIGSTOP (neither running nor runnable, like steal).
+// The event-loop delay monitor tells a delay its own thread caused (running)
+// from one where it did not run at all, as when a hypervisor leaves the vCPU
+// unscheduled. Real processes: one busy-loops, one is stopped with SIGSTOP
+// (not running, as under steal).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseSchedstat, runnableDelayMs } from '../../src/loop-delay.js';
+import { onCpuDelayMs, parseSchedstat } from '../../src/loop-delay.js';
 import { ensureBuilt, REPO } from '../helpers/build.js';
 import { skipNote } from '../helpers/env.js';
 
-describe('runnable share of a delay', () => {
-  it('reads run + wait from schedstat, and nothing from anything else', () => {
-    expect(parseSchedstat('2000000 500000 7\n')).toBe(2_500_000);
+describe('on-CPU share of a delay', () => {
+  it('reads the time on a CPU from schedstat, and nothing from anything else', () => {
+    expect(parseSchedstat('2000000 500000 7\n')).toBe(2_000_000);
     expect(parseSchedstat('')).toBeUndefined();
     expect(parseSchedstat('x 1 2')).toBeUndefined();
   });
 
-  it('counts at most the time the thread ran or waited for a CPU, and never more than the delay', () => {
-    expect(runnableDelayMs(100, 2_000_000)).toBe(2); // descheduled: 2 ms of 100
-    expect(runnableDelayMs(100, 300_000_000)).toBe(100); // busy the whole time
-    expect(runnableDelayMs(-3, 5_000_000)).toBe(0); // early: no delay
+  it('counts at most the time the thread ran, and never more than the delay', () => {
+    expect(onCpuDelayMs(100, 2_000_000)).toBe(2); // descheduled: 2 ms of 100
+    expect(onCpuDelayMs(100, 300_000_000)).toBe(100); // busy the whole time
+    expect(onCpuDelayMs(-3, 5_000_000)).toBe(0); // early: no delay
   });
 });
 
@@ -70,13 +70,13 @@ process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n'))
       await settle(50); // the monitor's next sample sees the delay
       const r = await ask('read');
       expect(r['max_ms']).toBeGreaterThanOrEqual(100);
-      expect(r['max_runnable_ms']).toBeGreaterThanOrEqual(100);
+      expect(r['max_on_cpu_ms']).toBeGreaterThanOrEqual(100);
     } finally {
       child.kill();
     }
   });
 
-  it('does not count the time the process was not scheduled at all (stopped, as a VM is by steal)', async () => {
+  it('does not count the time the process did not run (stopped, as a VM is by steal)', async () => {
     const { child, ask } = await monitored();
     try {
       await ask('reset');
@@ -87,7 +87,7 @@ process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n'))
       await settle(50);
       const r = await ask('read');
       expect(r['max_ms'], 'the plain maximum sees the stop').toBeGreaterThanOrEqual(200);
-      expect(r['max_runnable_ms'], 'the runnable maximum does not').toBeLessThan(50);
+      expect(r['max_on_cpu_ms'], 'the on-CPU maximum does not').toBeLessThan(50);
     } finally {
       child.kill();
     }
