@@ -115,11 +115,23 @@ export function watchArrivals(daemon: DaemonProcess): { arrived: Map<number, num
   };
 }
 
-/** Attest calls that reached the daemon (from its /metrics). */
-export async function daemonAttestCalls(daemon: DaemonProcess): Promise<number> {
+/** The daemon's /metrics text (undefined: metrics are off). */
+async function daemonMetrics(daemon: DaemonProcess): Promise<string | undefined> {
   const line = daemon.stderrLines.find(l => l.includes('"daemon started"'));
   const addr = (JSON.parse(line ?? '{}') as { metrics_addr?: string }).metrics_addr;
-  if (!addr || addr === 'off') return NaN;
-  const text = await (await fetch(`http://${addr}/metrics`)).text();
+  if (!addr || addr === 'off') return undefined;
+  return (await fetch(`http://${addr}/metrics`)).text();
+}
+
+/** Attest calls that reached the daemon (from its /metrics). */
+export async function daemonAttestCalls(daemon: DaemonProcess): Promise<number> {
+  const text = await daemonMetrics(daemon);
+  if (text === undefined) return NaN;
   return [...text.matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+/** Attest calls that waited in the daemon for a marker possibly in flight. */
+export async function daemonAttestWaits(daemon: DaemonProcess): Promise<number> {
+  const text = await daemonMetrics(daemon);
+  return Number(text === undefined ? NaN : /^hexr_attest_waits_total (\d+)$/m.exec(text)?.[1]);
 }

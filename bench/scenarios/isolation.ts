@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestPod } from '../../test/helpers/pod.js';
 import { cpuWindows, attestRun, median, report, sleep } from '../lib/bench.js';
-import { daemonAttestCalls, sleepersIn, watchArrivals, writeMarker, type BenchNode } from '../lib/node.js';
+import { daemonAttestCalls, daemonAttestWaits, sleepersIn, watchArrivals, writeMarker, type BenchNode } from '../lib/node.js';
 
 const SECONDS = Number(process.env['HEXR_BENCH_ISOLATION_SECONDS'] ?? 5);
 
@@ -135,9 +135,10 @@ export async function isolation(n: BenchNode): Promise<void> {
       await sleep(2000);
       const [during, cpuDuring] = await Promise.all([attestRun(n.host, n.daemon, bMapped, 4, SECONDS), cpuWindows(n.daemon.pid!, SECONDS)]);
       // Unknown PIDs outside pod A: answered by the plugin, never by (or waiting in) the daemon.
-      const before = await daemonAttestCalls(n.daemon);
+      const [before, waits] = [await daemonAttestCalls(n.daemon), await daemonAttestWaits(n.daemon)];
       const unknownRun = await attestRun(n.host, n.daemon, unknown, 4, 2);
       const reached = (await daemonAttestCalls(n.daemon)) - before;
+      const waited = (await daemonAttestWaits(n.daemon)) - waits;
       // Pod B's new markers while A abuses.
       const w = watchArrivals(n.daemon);
       const newMarker: number[] = [];
@@ -163,6 +164,7 @@ export async function isolation(n: BenchNode): Promise<void> {
         unknown_p99_ms: unknownRun.p99_ms,
         unknown_max_ms: unknownRun.max_ms,
         unknown_reaching_daemon: reached,
+        unknown_waited_in_daemon: waited,
         throttled_pods: (status.work['throttled_pods'] as string[]).length,
         flooded_dirs: status.flooded_context_dirs,
         pod_a_cpu_shares: cpuCgroup ? 2 : 'default',

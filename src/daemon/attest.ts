@@ -51,6 +51,7 @@ export function createAttester(o: { source: AttestSource; procfs: Procfs; defaul
     }
     result ??= { selector_values: [], found: false, map_version: o.source.snapshot().version, waited_ms: waitedMs(waitedSince) };
     o.metrics.attestCalls.inc({ result: label });
+    if (waitedSince !== undefined) o.metrics.attestWaits.inc();
     o.metrics.attestLatency.observe((performance.now() - t0) / 1000);
     return result;
   };

@@ -34,6 +34,7 @@ export function createMetrics() {
   const m = {
     registry,
     attestCalls: new Counter({ name: 'hexr_attest_calls_total', help: 'Attest calls by result (found, not_found, evicted)', labelNames: ['result'], registers: [registry] }),
+    attestWaits: new Counter({ name: 'hexr_attest_waits_total', help: 'Attest calls that waited for a marker possibly in flight (of the PID\'s own pod)', registers: [registry] }),
     attestLatency: new Histogram({
       name: 'hexr_attest_duration_seconds',
       help: 'Attest latency inside the daemon',

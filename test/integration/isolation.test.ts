@@ -100,6 +100,11 @@ class Harness {
   async daemonAttests(): Promise<number> {
     return [...(await this.metrics()).matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
   }
+
+  /** Attest calls that waited in the daemon for a marker possibly in flight. */
+  async daemonWaits(): Promise<number> {
+    return Number(/^hexr_attest_waits_total (\d+)$/m.exec(await this.metrics())?.[1]);
+  }
 }
 
 suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod at 1 event/s)', ['--pod-event-rate', '1', '--attest-wait', '5s'], t => {
@@ -141,16 +146,19 @@ suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod 
     expect((await status()).work.busy_scopes).toContain(`pod:${busy.uid}`);
     expect((await t.daemon.pidmap()).some(e => e.host_pid === p.hostPid)).toBe(false); // not taken yet
     const before = await daemonAttests();
+    const waits = await t.daemonWaits();
     // Another pod's unknown PID: answered by the plugin at once, the busy pod is not its business.
     expect(await attest(bystander.hostPid)).toEqual([]);
     expect(await daemonAttests()).toBe(before);
     // The role process: in flight, so the plugin asks the daemon, which waits until it is mapped.
     expect(roleOf(await attest(p.hostPid))).toBe('late');
     expect(await daemonAttests()).toBe(before + 1);
+    expect(await t.daemonWaits()).toBe(waits + 1);
     // An unknown PID of the busy pod waits too, bounded (attest_wait / in_flight_wait), then gets nothing.
     for (let i = 4; i < 8; i++) fs.writeFileSync(busy.hostPath(`filler-${i}.json`), JSON.stringify({ agent_name: 'a', tenant: 't', process_role: `f${i}`, container_pid: 900 + i }));
     await eventually(async () => (await status()).work.throttled_pods.includes(`pod:${busy.uid}`), 10_000, 'pod throttled again');
     expect(await attest(unknownInBusyPod.hostPid)).toEqual([]);
+    expect(await t.daemonWaits()).toBe(waits + 2);
   });
 
 });
