@@ -94,10 +94,11 @@ function churnIn(pod: TestPod, script: string): Promise<{ stop(): void }> {
 export async function churn(n: BenchNode): Promise<void> {
   const pids = await mixedPids(n);
   const mapped = (await n.daemon.get<{ mapped: number }>('/debug/status')).mapped;
-  // ~200 starts a second: short-lived processes in three pods (each loop starts two a turn,
-  // 40-80 a second depending on the machine's load), and the role processes below.
+  // ~200 starts a second: short-lived processes in four pods (each loop starts two a turn,
+  // 30-80 a second depending on the machine's load), and the role processes below.
   const plain = 'while :; do sleep 0.3 & sleep 0.025; done';
-  const loops = [await churnIn(n.pods[3]!, plain), await churnIn(n.pods[4]!, plain), await churnIn(n.pods[6]!, plain)];
+  const loops = [];
+  for (const i of [3, 4, 6, 7]) loops.push(await churnIn(n.pods[i]!, plain));
   // Marker churn: role processes that write their marker, live a second, exit; role names cycle.
   const json = `{"agent_name":"bench","tenant":"t","process_role":"churn%s","container_pid":%s}`;
   const roleLoop = `i=0; while :; do i=$((i+1)); r=$((i % 50)); sh -c "printf '${json}' $r \\$\\$ > /tmp/hexr-context/.c$r.tmp && mv /tmp/hexr-context/.c$r.tmp /tmp/hexr-context/churn$r.json && exec sleep 1" & sleep 0.05; done`;
