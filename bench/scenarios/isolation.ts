@@ -159,6 +159,7 @@ export async function isolation(n: BenchNode): Promise<void> {
         b_quiet_p99_ms: quiet.p99_ms,
         b_p99_ratio: during.p99_ms / quiet.p99_ms,
         b_errors: during.errors,
+        b_answers: during.answers ?? {},
         b_new_marker_p50_ms: median(newMarker),
         b_new_marker_max_ms: Math.max(...newMarker),
         unknown_p99_ms: unknownRun.p99_ms,
