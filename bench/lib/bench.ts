@@ -53,6 +53,15 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/**
+ * Time the hypervisor did not run this VM's vCPUs ("steal", summed over them), ms since boot:
+ * the 8th field of /proc/stat's "cpu" line, in USER_HZ ticks.
+ */
+export function stealMs(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+  return Number(f[8]) * 10;
+}
+
 /** CPU use of `pid` (share of one core) over consecutive windows of `windowMs`. */
 export async function cpuWindows(pid: number, windows: number, windowMs = 1000): Promise<number[]> {
   const out: number[] = [];

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestPod } from '../../test/helpers/pod.js';
-import { cpuWindows, attestRun, median, report, sleep } from '../lib/bench.js';
+import { cpuWindows, attestRun, median, report, sleep, startLoopProbe, stealMs } from '../lib/bench.js';
 import { daemonAttestCalls, daemonAttestWaits, sleepersIn, watchArrivals, writeMarker, type BenchNode } from '../lib/node.js';
 
 const SECONDS = Number(process.env['HEXR_BENCH_ISOLATION_SECONDS'] ?? 5);
@@ -133,7 +133,12 @@ export async function isolation(n: BenchNode): Promise<void> {
       const quiet = await attestRun(n.host, n.daemon, bMapped, 4, SECONDS);
       const stop = await abuse.start(a, n);
       await sleep(2000);
+      // Beside it, what the machine does to anybody: an idle Node process's loop, and steal.
+      const probe = startLoopProbe();
+      const steal0 = stealMs();
       const [during, cpuDuring] = await Promise.all([attestRun(n.host, n.daemon, bMapped, 4, SECONDS), cpuWindows(n.daemon.pid!, SECONDS)]);
+      const steal = stealMs() - steal0;
+      const idle = await probe.stop();
       // Unknown PIDs outside pod A: answered by the plugin, never by (or waiting in) the daemon.
       const [before, waits] = [await daemonAttestCalls(n.daemon), await daemonAttestWaits(n.daemon)];
       const unknownRun = await attestRun(n.host, n.daemon, unknown, 4, 2);
@@ -160,6 +165,8 @@ export async function isolation(n: BenchNode): Promise<void> {
         b_p99_ratio: during.p99_ms / quiet.p99_ms,
         b_errors: during.errors,
         b_answers: during.answers ?? {},
+        idle_node_loop_max_ms: idle.max_ms,
+        steal_ms: steal,
         b_new_marker_p50_ms: median(newMarker),
         b_new_marker_max_ms: Math.max(...newMarker),
         unknown_p99_ms: unknownRun.p99_ms,
