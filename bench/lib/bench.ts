@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { LoopDelay } from '../../src/loop-delay.js';
 import { MAIN_JS, REPO } from '../../test/helpers/build.js';
 import type { DaemonProcess } from '../../test/helpers/daemon.js';
 import { runHost, type BuiltHost, type HostRun } from '../../test/helpers/go-host.js';
@@ -78,20 +79,13 @@ export async function cpuWindows(pid: number, windows: number, windowMs = 1000):
   return out;
 }
 
-/** Event-loop figures of a process: the plain maximum, and the on-CPU one (src/loop-delay.ts). */
-export interface LoopFigures {
-  p99_ms: number;
-  max_ms: number;
-  max_on_cpu_ms?: number;
-}
-
 /**
  * A Node process that does nothing but measure its own event-loop delay with
  * the daemon's and the plugin's monitor (src/loop-delay.ts): the same-run
  * baseline of their loop delays. What it sees is the machine (CPU shared with
  * everything else, a vCPU left unscheduled), not anybody's code.
  */
-export function startLoopProbe(): { stop(): Promise<LoopFigures> } {
+export function startLoopProbe(): { stop(): Promise<LoopDelay> } {
   const url = JSON.stringify(pathToFileURL(path.join(path.dirname(MAIN_JS), 'loop-delay.js')).href);
   const code = `import { LoopDelayMonitor } from ${url}; const m = new LoopDelayMonitor(); m.start(); setInterval(() => {}, 1000);
 process.on('SIGTERM', () => { process.stdout.write(JSON.stringify(m.read())); process.exit(0); });`;
@@ -103,7 +97,7 @@ process.on('SIGTERM', () => { process.stdout.write(JSON.stringify(m.read())); pr
       new Promise((resolve, reject) => {
         child.once('exit', () => {
           try {
-            resolve(JSON.parse(out) as LoopFigures);
+            resolve(JSON.parse(out) as LoopDelay);
           } catch (e) {
             reject(new Error(`loop probe: ${String(e)} (${out})`));
           }

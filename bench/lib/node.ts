@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { REPO } from '../../test/helpers/build.js';
-import { DaemonProcess } from '../../test/helpers/daemon.js';
+import { DaemonProcess, metricValue } from '../../test/helpers/daemon.js';
 import { eventually } from '../../test/helpers/env.js';
 import { buildHost, type BuiltHost } from '../../test/helpers/go-host.js';
 import { TestPod, childrenOf, nspidOf, shq } from '../../test/helpers/pod.js';
@@ -133,5 +133,5 @@ export async function daemonAttestCalls(daemon: DaemonProcess): Promise<number> 
 /** Attest calls that waited in the daemon for a marker possibly in flight. */
 export async function daemonAttestWaits(daemon: DaemonProcess): Promise<number> {
   const text = await daemonMetrics(daemon);
-  return Number(text === undefined ? NaN : /^hexr_attest_waits_total (\d+)$/m.exec(text)?.[1]);
+  return text === undefined ? NaN : metricValue(text, 'hexr_attest_waits_total');
 }

@@ -6,12 +6,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { TestPod } from '../../test/helpers/pod.js';
-import { attestRun, cpuWindows, median, report, startLoopProbe, stealMs, type AttestFigures, type LoopFigures } from '../lib/bench.js';
+import { attestRun, cpuWindows, median, report, startLoopProbe, stealMs, type AttestFigures } from '../lib/bench.js';
+import type { LoopDelay } from '../../src/loop-delay.js';
 import { ATTEST_SECONDS, daemonAttestCalls, sleepersIn, type BenchNode } from '../lib/node.js';
 import { mappedSample } from './classic.js';
 
 interface LoopStatus {
-  event_loop_delay: LoopFigures;
+  event_loop_delay: LoopDelay;
 }
 
 let quiet: AttestFigures | undefined;
@@ -39,7 +40,7 @@ async function mixedPids(n: BenchNode): Promise<number[]> {
  * restarted, an idle Node process beside it, the daemon's CPU and the calls
  * that reached it counted over the run.
  */
-async function measureMix(n: BenchNode, pids: number[], seconds: number): Promise<{ figures: AttestFigures; daemonCpu: number; reached: number; idle: LoopFigures; stealMs: number; status: LoopStatus }> {
+async function measureMix(n: BenchNode, pids: number[], seconds: number): Promise<{ figures: AttestFigures; daemonCpu: number; reached: number; idle: LoopDelay; stealMs: number; status: LoopStatus }> {
   await n.daemon.get('/debug/status?reset_loop_delay=1');
   const probe = startLoopProbe();
   const calls0 = await daemonAttestCalls(n.daemon);
@@ -53,12 +54,12 @@ async function measureMix(n: BenchNode, pids: number[], seconds: number): Promis
 }
 
 /**
- * The event-loop maxima of the daemon, the plugin (once its copy is complete,
- * as the latencies are measured after the warm-up; its start-up apart) and
- * the idle process: plain, and counting only the time each ran, the part
- * its code is answerable for (src/loop-delay.ts).
+ * The event-loop maxima of the daemon, the plugin and the idle process: plain,
+ * and counting only the CPU time each thread used, the part its code is
+ * answerable for (src/loop-delay.ts). The plugin's run from its first complete
+ * copy to its exit (the rest of the warm-up included), its start-up apart.
  */
-function loopFigures(daemon: LoopFigures, plugin: AttestFigures, idle: LoopFigures): Record<string, number> {
+function loopFigures(daemon: LoopDelay, plugin: AttestFigures, idle: LoopDelay): Record<string, number> {
   return {
     daemon_loop_max_ms: daemon.max_ms,
     plugin_loop_max_ms: plugin.plugin_loop_max_ms ?? NaN,

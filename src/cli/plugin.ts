@@ -6,6 +6,7 @@
 // Startup cost matters (the agent waits for the handshake line): the launch
 // environment is checked before gRPC, protos or pino are loaded.
 import type { Env } from './context.js';
+import type { LoopDelay } from '../loop-delay.js';
 import { checkLaunchEnv } from '../goplugin/handshake.js';
 import { printHelp, usageError, wantsHelp } from './args.js';
 
@@ -77,14 +78,15 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.on('uncaughtException', onUnhandled);
 
   const store = new cfg.ConfigStore();
-  // The event-loop delay of the start-up (loading, the first copy of the
-  // daemon's state) goes on the first copy's line; the exit line has the rest.
+  // The event-loop delay of the start-up (from here, once the modules are
+  // loaded, to the first complete copy of the daemon's state) goes on the
+  // first copy's line; the exit line has the rest.
+  const loopFields = (d: LoopDelay): Record<string, number | undefined> => ({ event_loop_delay_max_ms: d.max_ms, event_loop_delay_max_on_cpu_ms: d.max_on_cpu_ms });
   let startingUp = true;
   const daemon = new DaemonClients(logFor('daemon-client'), () => {
     if (!startingUp) return undefined;
     startingUp = false;
-    const d = loop.read(true);
-    return { event_loop_delay_max_ms: d.max_ms, event_loop_delay_max_on_cpu_ms: d.max_on_cpu_ms };
+    return loopFields(loop.read(true));
   });
   const answers = newAttestAnswers();
   store.onChange(c => daemon.retainOnly(c.daemonSocket));
@@ -132,10 +134,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
   process.off('unhandledRejection', onUnhandled);
   process.off('uncaughtException', onUnhandled);
   const delay = loop.read();
-  log.info(
-    { event_loop_delay_p99_ms: delay.p99_ms, event_loop_delay_max_ms: delay.max_ms, event_loop_delay_max_on_cpu_ms: delay.max_on_cpu_ms, attest_answers: answers },
-    'plugin stopped',
-  );
+  log.info({ event_loop_delay_p99_ms: delay.p99_ms, ...loopFields(delay), attest_answers: answers }, 'plugin stopped');
   await loop.close();
   return fatal ? EX_SOFTWARE : 0;
 }

@@ -133,9 +133,10 @@ export class DaemonClients {
       this.ctor ??= lookup<grpc.ServiceClientConstructor>(loadProto('hexr/pidmapper/v1/pidmapper.proto'), 'hexr.pidmapper.v1.PidMapper');
       const client = new this.ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as PidMapperClient;
       const seq = new SeqReader(seqFilePath(socketPath));
-      const cache = new MapCache(() => client.WatchMap({}), seq, undefined, undefined, (mappings, ms, again) =>
-        this.log?.info({ daemon_socket: socketPath, mappings, ms: Math.round(ms), again, ...this.onCopied?.() }, "copy of the daemon's state complete"),
-      );
+      const cache = new MapCache(() => client.WatchMap({}), seq, undefined, undefined, (mappings, ms, again) => {
+        const extra = this.onCopied?.();
+        this.log?.info({ daemon_socket: socketPath, mappings, ms: Math.round(ms), again, ...extra }, "copy of the daemon's state complete");
+      });
       e = { client, cache, seq, inFlight: 0, retired: false };
       this.entries.set(socketPath, e);
       cache.start();

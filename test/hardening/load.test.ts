@@ -118,6 +118,8 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
     const livePids: number[] = [];
     const exitedPids: number[] = [];
     const otherPids: number[] = [...pods.map(p => p.pid1), process.pid];
+    /** How many PIDs at the head of otherPids stay there (the long-lived ones). */
+    let KEPT = otherPids.length;
     /**
      * Host processes in no pod that are not reaped yet: while one is listed here its PID
      * cannot have been reused. (The PIDs wrap in a 60 s run, and reading /proc/PID/cgroup
@@ -187,10 +189,10 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       }
     };
 
-    const startOther = (pod: TestPod | undefined): void => {
+    const startOther = (pod: TestPod | undefined, life?: string): void => {
       const c = pod
         ? spawn('nsenter', ['-t', String(pod.pid1), '-p', '-m', '--', 'sh', '-c', `echo $$ > ${shq(`${pod.cgroupDir}/cgroup.procs`)} && exec sleep 0.${2 + (seq % 5)}`], { stdio: 'ignore' })
-        : spawn('sleep', [`0.${1 + (seq % 4)}`], { stdio: 'ignore' });
+        : spawn('sleep', [life ?? `0.${1 + (seq % 4)}`], { stdio: 'ignore' });
       spawned.push(c);
       starts++;
       if (c.pid !== undefined) {
@@ -200,9 +202,14 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
           c.once('exit', () => hostOnly.delete(pid)); // reaped: the PID may be reused from now on
         }
         otherPids.push(c.pid);
-        if (otherPids.length > 300) otherPids.splice(pods.length + 1, 1);
+        if (otherPids.length > 300) otherPids.splice(KEPT, 1);
       }
     };
+
+    // A few host processes that live through the run, always among the PIDs asked about: on a
+    // loaded machine a short-lived one often exits during its call, and then it does not count.
+    for (let i = 0; i < 4; i++) startOther(undefined, '100000');
+    KEPT = otherPids.length;
 
     // Churn: launch what is due every 20 ms.
     const churn = (async () => {
@@ -284,7 +291,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
           latencies.push(ms);
           byKind[r.found ? 'mapped' : r.waited_ms > 0 ? 'waited' : 'unknown'].push(ms);
           if (host && hostOnly.has(pid)) {
-            hostCalls++;
+            if (pid !== process.pid) hostCalls++; // a process this test started (this one is always listed)
             if (r.waited_ms > 0 && !r.found) hostWaited.push(`host PID ${pid} waited ${r.waited_ms} ms`);
           }
           const role = roleOf(r.selector_values);
@@ -403,7 +410,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
     expect(wrong.slice(0, 10), `${wrong.length} wrong answers`).toEqual([]);
     expect(lost.slice(0, 10), `${lost.length} answers lost a live mapping`).toEqual([]);
     expect(hostWaited.slice(0, 10), 'a host process (in no pod) can never be mapped: it must be answered at once').toEqual([]);
-    expect(hostCalls, 'calls for live host processes').toBeGreaterThan(0);
+    expect(hostCalls, 'calls for live host processes this test started').toBeGreaterThan(0);
     expect(byKind.unknown.length).toBeGreaterThan(0);
     expect(unmapped).toEqual([]);
     expect(survivors.length).toBeGreaterThan(0);

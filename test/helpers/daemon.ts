@@ -63,6 +63,13 @@ export interface DaemonOptions {
   extraArgs?: string[];
 }
 
+/** The value of an unlabelled metric in Prometheus text; throws when it is not there. */
+export function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)$`, 'm').exec(text);
+  if (!m) throw new Error(`metric ${name} not found`);
+  return Number(m[1]);
+}
+
 export class DaemonProcess {
   private child: ChildProcess | undefined;
   readonly stderrLines: string[] = [];

@@ -2,6 +2,7 @@
 // printed reason; CI (root, Linux, Go preinstalled at /usr/local/go) runs them all.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { expect } from 'vitest';
 
 function has(cmd: string): boolean {
   try {
@@ -22,6 +23,11 @@ function rootReason(): string | undefined {
 
 export const ROOT_SKIP = rootReason();
 export const GO_SKIP = fs.existsSync('/usr/local/go/bin/go') || has('go') ? undefined : 'needs the Go toolchain (Go >= 1.25 at /usr/local/go; test/go is a Go module)';
+
+/** The kernel reports per-thread CPU time (src/loop-delay.ts's on-CPU figure is there). */
+export const HAS_SCHEDSTAT = fs.existsSync('/proc/thread-self/schedstat');
+/** What an on-CPU event-loop figure must look like on this machine. */
+export const ON_CPU_FIGURE: unknown = HAS_SCHEDSTAT ? expect.any(Number) : undefined;
 
 /** Prints why a tier is skipped, once per file. */
 export function skipNote(tier: string, reason: string | undefined): boolean {

@@ -3,13 +3,12 @@
 // unscheduled. Real processes: one busy-loops, one is stopped with SIGSTOP
 // (not running, as under steal).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { onCpuDelayMs, parseSchedstat } from '../../src/loop-delay.js';
 import { ensureBuilt, REPO } from '../helpers/build.js';
-import { skipNote } from '../helpers/env.js';
+import { HAS_SCHEDSTAT, skipNote } from '../helpers/env.js';
 
 describe('on-CPU share of a delay', () => {
   it('reads the time on a CPU from schedstat, and nothing from anything else', () => {
@@ -25,10 +24,14 @@ describe('on-CPU share of a delay', () => {
   });
 });
 
-const skip = skipNote('loop delay (real processes)', existsSync('/proc/thread-self/schedstat') ? undefined : 'needs Linux with /proc/thread-self/schedstat');
+const skip = skipNote('loop delay (real processes)', HAS_SCHEDSTAT ? undefined : 'needs Linux with /proc/thread-self/schedstat');
 
 describe.skipIf(skip)('LoopDelayMonitor on a real process', () => {
-  /** A Node process running the monitor; commands on stdin, one JSON reply per line. */
+  /**
+   * A Node process running the monitor; commands on stdin, one JSON reply per line:
+   * "read", "reset", "busy MS" (MS of CPU time, then read), "busy-then-reset MS" (the
+   * same, then a reset in the same turn).
+   */
   async function monitored(): Promise<{ child: ChildProcessWithoutNullStreams; ask: (cmd: string) => Promise<Record<string, number>> }> {
     await ensureBuilt();
     const url = pathToFileURL(join(REPO, 'dist', 'loop-delay.js')).href;
@@ -36,8 +39,9 @@ describe.skipIf(skip)('LoopDelayMonitor on a real process', () => {
 const m = new LoopDelayMonitor(); m.start();
 let buf = '';
 process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { const cmd = buf.slice(0, i); buf = buf.slice(i + 1);
-  if (cmd.startsWith('busy ')) { const end = performance.now() + Number(cmd.slice(5)); while (performance.now() < end); }
-  process.stdout.write(JSON.stringify(m.read(cmd === 'reset')) + '\\n'); } });`;
+  const [verb, arg] = cmd.split(' ');
+  if (arg !== undefined) { const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }; const end = cpu() + Number(arg); while (cpu() < end); }
+  process.stdout.write(JSON.stringify(m.read(verb === 'reset' || verb === 'busy-then-reset')) + '\\n'); } });`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', code]);
     let out = '';
     const waiting: ((l: string) => void)[] = [];
@@ -71,6 +75,20 @@ process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n'))
       const r = await ask('read');
       expect(r['max_ms']).toBeGreaterThanOrEqual(100);
       expect(r['max_on_cpu_ms']).toBeGreaterThanOrEqual(100);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('counts a delay that ends in the turn of a reset in the window the reset closes, not the next', async () => {
+    const { child, ask } = await monitored();
+    try {
+      await ask('reset');
+      await settle(50);
+      const closed = await ask('busy-then-reset 150');
+      expect(closed['max_on_cpu_ms'], 'the window the reset closes').toBeGreaterThanOrEqual(100);
+      await settle(50);
+      expect((await ask('read'))['max_on_cpu_ms'], 'the next window').toBeLessThan(50);
     } finally {
       child.kill();
     }
