@@ -129,19 +129,21 @@ export class MarkerWatcher {
       const ino = this.dirIno(d);
       if (ino !== undefined) want.set(d, ino);
     }
+    const replaced = new Set<string>();
     for (const [d, { ino }] of [...this.dirWatchers]) {
       if (want.get(d) !== ino) {
         this.detach(d); // gone, or replaced by another directory
-        if (want.has(d)) this.o.onPath(d);
+        if (want.has(d)) replaced.add(d);
       }
     }
-    for (const d of want.keys()) this.attach(d);
+    for (const d of want.keys()) if (!this.attach(d) && replaced.has(d)) this.o.onPath(d);
   }
 
-  private attach(dir: string): void {
-    if (this.closed || this.dirWatchers.has(dir) || this.flooded.has(dir)) return;
+  /** Watches `dir`; true when it did and reported the directory for a scan. */
+  private attach(dir: string): boolean {
+    if (this.closed || this.dirWatchers.has(dir) || this.flooded.has(dir)) return false;
     const ino = this.dirIno(dir);
-    if (ino === undefined) return; // never a symlinked dir
+    if (ino === undefined) return false; // never a symlinked dir
     const self = path.basename(dir);
     const entry = { w: undefined as unknown as fs.FSWatcher, ino, window: 0, events: 0 };
     try {
@@ -168,7 +170,7 @@ export class MarkerWatcher {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') this.o.onError(err);
-      return;
+      return false;
     }
     entry.w.on('error', err => {
       this.detach(dir);
@@ -178,7 +180,9 @@ export class MarkerWatcher {
     this.dirWatchers.set(dir, entry);
     // Whatever was written before this watch began raised no event: scan it
     // once (whoever attached it: chokidar's report, the poll, a flood's end).
-    if (!this.paused) this.o.onPath(dir);
+    if (this.paused) return false;
+    this.o.onPath(dir);
+    return true;
   }
 
   /**
@@ -200,8 +204,7 @@ export class MarkerWatcher {
     this.log.warn({ dir: escapeText(dir), pause_ms: FLOOD_PAUSE_MS }, 'context directory flooded with events: not watched for a while, rescanned after');
     const t = setTimeout(() => {
       this.flooded.delete(dir);
-      this.attach(dir);
-      this.o.onPath(dir); // also when it is gone meanwhile (attach then does nothing)
+      if (!this.attach(dir)) this.o.onPath(dir); // also when it is gone meanwhile
     }, FLOOD_PAUSE_MS);
     t.unref();
     this.floodTimers.add(t);
@@ -246,8 +249,8 @@ export class MarkerWatcher {
     });
     const onDir = (p: string): void => {
       const c = layout.classify(p);
-      if (c && c.name === undefined) this.attach(c.dir.path);
-      if (!this.paused) this.o.onPath(p);
+      const scanned = c !== undefined && c.name === undefined && this.attach(c.dir.path); // reported it already
+      if (!this.paused && !scanned) this.o.onPath(p);
     };
     fsw.on('addDir', onDir).on('add', p => !this.paused && this.o.onPath(p));
     fsw.on('unlinkDir', (p: string) => {
