@@ -58,7 +58,7 @@ export function cpuSeconds(pid: number): number {
  * Time the hypervisor did not run this VM's vCPUs ("steal", summed over them), ms since boot:
  * the 8th field of /proc/stat's "cpu" line, in USER_HZ ticks.
  */
-export function stealMs(): number {
+function stealMs(): number {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
   return Number(f[8]) * 10;
 }
@@ -83,9 +83,11 @@ export async function cpuWindows(pid: number, windows: number, windowMs = 1000):
  * A Node process that does nothing but measure its own event-loop delay with
  * the daemon's and the plugin's monitor (src/loop-delay.ts): the same-run
  * baseline of their loop delays. What it sees is the machine (CPU shared with
- * everything else, a vCPU left unscheduled), not anybody's code.
+ * everything else, a vCPU left unscheduled), not anybody's code; with it, the
+ * VM's steal over the same time.
  */
-export function startLoopProbe(): { stop(): Promise<LoopDelay> } {
+export function startLoopProbe(): { stop(): Promise<LoopDelay & { steal_ms: number }> } {
+  const steal0 = stealMs();
   const url = JSON.stringify(pathToFileURL(path.join(path.dirname(MAIN_JS), 'loop-delay.js')).href);
   const code = `import { LoopDelayMonitor } from ${url}; const m = new LoopDelayMonitor(); m.start(); setInterval(() => {}, 1000);
 process.on('SIGTERM', () => { process.stdout.write(JSON.stringify(m.read())); process.exit(0); });`;
@@ -97,7 +99,7 @@ process.on('SIGTERM', () => { process.stdout.write(JSON.stringify(m.read())); pr
       new Promise((resolve, reject) => {
         child.once('exit', () => {
           try {
-            resolve(JSON.parse(out) as LoopDelay);
+            resolve({ ...(JSON.parse(out) as LoopDelay), steal_ms: stealMs() - steal0 });
           } catch (e) {
             reject(new Error(`loop probe: ${String(e)} (${out})`));
           }

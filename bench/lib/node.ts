@@ -123,15 +123,15 @@ async function daemonMetrics(daemon: DaemonProcess): Promise<string | undefined>
   return (await fetch(`http://${addr}/metrics`)).text();
 }
 
-/** Attest calls that reached the daemon (from its /metrics). */
-export async function daemonAttestCalls(daemon: DaemonProcess): Promise<number> {
+/**
+ * From the daemon's /metrics, in one read: the Attest calls that reached it, and those of
+ * them that waited for a marker possibly in flight (NaN: metrics are off).
+ */
+export async function daemonAttestCounts(daemon: DaemonProcess): Promise<{ calls: number; waits: number }> {
   const text = await daemonMetrics(daemon);
-  if (text === undefined) return NaN;
-  return [...text.matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-}
-
-/** Attest calls that waited in the daemon for a marker possibly in flight. */
-export async function daemonAttestWaits(daemon: DaemonProcess): Promise<number> {
-  const text = await daemonMetrics(daemon);
-  return text === undefined ? NaN : metricValue(text, 'hexr_attest_waits_total');
+  if (text === undefined) return { calls: NaN, waits: NaN };
+  return {
+    calls: [...text.matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0),
+    waits: metricValue(text, 'hexr_attest_waits_total'),
+  };
 }

@@ -6,9 +6,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { TestPod } from '../../test/helpers/pod.js';
-import { attestRun, cpuWindows, median, report, startLoopProbe, stealMs, type AttestFigures } from '../lib/bench.js';
+import { attestRun, cpuWindows, median, report, startLoopProbe, type AttestFigures } from '../lib/bench.js';
 import type { LoopDelay } from '../../src/loop-delay.js';
-import { ATTEST_SECONDS, daemonAttestCalls, sleepersIn, type BenchNode } from '../lib/node.js';
+import { ATTEST_SECONDS, daemonAttestCounts, sleepersIn, type BenchNode } from '../lib/node.js';
 import { mappedSample } from './classic.js';
 
 interface LoopStatus {
@@ -40,17 +40,15 @@ async function mixedPids(n: BenchNode): Promise<number[]> {
  * restarted, an idle Node process beside it, the daemon's CPU and the calls
  * that reached it counted over the run.
  */
-async function measureMix(n: BenchNode, pids: number[], seconds: number): Promise<{ figures: AttestFigures; daemonCpu: number; reached: number; idle: LoopDelay; stealMs: number; status: LoopStatus }> {
+async function measureMix(n: BenchNode, pids: number[], seconds: number): Promise<{ figures: AttestFigures; daemonCpu: number; reached: number; idle: LoopDelay & { steal_ms: number }; status: LoopStatus }> {
   await n.daemon.get('/debug/status?reset_loop_delay=1');
   const probe = startLoopProbe();
-  const calls0 = await daemonAttestCalls(n.daemon);
-  const steal0 = stealMs();
+  const calls0 = (await daemonAttestCounts(n.daemon)).calls;
   const [figures, cpu] = await Promise.all([attestRun(n.host, n.daemon, pids, 32, seconds), cpuWindows(n.daemon.pid!, seconds - 1)]);
-  const steal = stealMs() - steal0;
-  const reached = (await daemonAttestCalls(n.daemon)) - calls0;
+  const reached = (await daemonAttestCounts(n.daemon)).calls - calls0;
   const idle = await probe.stop();
   const status = await n.daemon.get<LoopStatus>('/debug/status');
-  return { figures, daemonCpu: Math.round(median(cpu) * 100), reached, idle, stealMs: steal, status };
+  return { figures, daemonCpu: Math.round(median(cpu) * 100), reached, idle, status };
 }
 
 /**
@@ -84,7 +82,7 @@ export async function quietMix(n: BenchNode): Promise<void> {
     daemon_calls: m.reached,
     daemon_cpu: m.daemonCpu,
     ...loopFigures(m.status.event_loop_delay, quiet, m.idle),
-    steal_ms: m.stealMs,
+    steal_ms: m.idle.steal_ms,
     answers: quiet.answers ?? {},
     copy_synced_ms: quiet.copy_synced_ms ?? NaN,
     warmup: quiet.warmup ?? {},
@@ -112,7 +110,7 @@ export async function churn(n: BenchNode): Promise<void> {
     const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
     const starts0 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
     const t0 = performance.now();
-    const { figures: ours, daemonCpu, reached, idle, stealMs: steal, status: s } = await measureMix(n, pids, ATTEST_SECONDS * 2);
+    const { figures: ours, daemonCpu, reached, idle, status: s } = await measureMix(n, pids, ATTEST_SECONDS * 2);
     const secs = (performance.now() - t0) / 1000;
     const starts1 = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
     report('7.churn_mix_c32', {
@@ -130,7 +128,7 @@ export async function churn(n: BenchNode): Promise<void> {
       daemon_loop_p99_ms: s.event_loop_delay.p99_ms,
       idle_node_loop_p99_ms: idle.p99_ms,
       ...loopFigures(s.event_loop_delay, ours, idle),
-      steal_ms: steal,
+      steal_ms: idle.steal_ms,
       answers: ours.answers ?? {},
       copy_synced_ms: ours.copy_synced_ms ?? NaN,
       warmup: ours.warmup ?? {},

@@ -16,8 +16,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestPod } from '../../test/helpers/pod.js';
-import { cpuWindows, attestRun, median, report, sleep, startLoopProbe, stealMs } from '../lib/bench.js';
-import { daemonAttestCalls, daemonAttestWaits, sleepersIn, watchArrivals, writeMarker, type BenchNode } from '../lib/node.js';
+import { cpuWindows, attestRun, median, report, sleep, startLoopProbe } from '../lib/bench.js';
+import { daemonAttestCounts, sleepersIn, watchArrivals, writeMarker, type BenchNode } from '../lib/node.js';
 
 const SECONDS = Number(process.env['HEXR_BENCH_ISOLATION_SECONDS'] ?? 5);
 
@@ -135,15 +135,12 @@ export async function isolation(n: BenchNode): Promise<void> {
       await sleep(2000);
       // Beside it, what the machine does to anybody: an idle Node process's loop, and steal.
       const probe = startLoopProbe();
-      const steal0 = stealMs();
       const [during, cpuDuring] = await Promise.all([attestRun(n.host, n.daemon, bMapped, 4, SECONDS), cpuWindows(n.daemon.pid!, SECONDS)]);
-      const steal = stealMs() - steal0;
       const idle = await probe.stop();
       // Unknown PIDs outside pod A: answered by the plugin, never by (or waiting in) the daemon.
-      const [before, waits] = [await daemonAttestCalls(n.daemon), await daemonAttestWaits(n.daemon)];
+      const before = await daemonAttestCounts(n.daemon);
       const unknownRun = await attestRun(n.host, n.daemon, unknown, 4, 2);
-      const reached = (await daemonAttestCalls(n.daemon)) - before;
-      const waited = (await daemonAttestWaits(n.daemon)) - waits;
+      const after = await daemonAttestCounts(n.daemon);
       // Pod B's new markers while A abuses.
       const w = watchArrivals(n.daemon);
       const newMarker: number[] = [];
@@ -166,13 +163,13 @@ export async function isolation(n: BenchNode): Promise<void> {
         b_errors: during.errors,
         b_answers: during.answers ?? {},
         idle_node_loop_max_ms: idle.max_ms,
-        steal_ms: steal,
+        steal_ms: idle.steal_ms,
         b_new_marker_p50_ms: median(newMarker),
         b_new_marker_max_ms: Math.max(...newMarker),
         unknown_p99_ms: unknownRun.p99_ms,
         unknown_max_ms: unknownRun.max_ms,
-        unknown_reaching_daemon: reached,
-        unknown_waited_in_daemon: waited,
+        unknown_reaching_daemon: after.calls - before.calls,
+        unknown_waited_in_daemon: after.waits - before.waits,
         throttled_pods: (status.work['throttled_pods'] as string[]).length,
         flooded_dirs: status.flooded_context_dirs,
         pod_a_cpu_shares: cpuCgroup ? 2 : 'default',

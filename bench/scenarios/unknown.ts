@@ -3,7 +3,7 @@
 // the do-nothing plugin on the same transport. The plugin answers them from
 // its copy of the daemon's state: no second hop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { ATTEST_SECONDS, daemonAttestCalls, sleepersIn, type BenchNode } from '../lib/node.js';
+import { ATTEST_SECONDS, daemonAttestCounts, sleepersIn, type BenchNode } from '../lib/node.js';
 import { NOOP_PLUGIN, attestRun, report, versus } from '../lib/bench.js';
 
 export async function attestUnknown(n: BenchNode): Promise<void> {
@@ -14,9 +14,9 @@ export async function attestUnknown(n: BenchNode): Promise<void> {
     const pids = [...inPods, ...onHost.map(c => c.pid as number)];
     for (const concurrency of [1, 32]) {
       const base = await attestRun(n.host, n.daemon, pids, concurrency, ATTEST_SECONDS, NOOP_PLUGIN());
-      const before = await daemonAttestCalls(n.daemon);
+      const before = (await daemonAttestCounts(n.daemon)).calls;
       const ours = await attestRun(n.host, n.daemon, pids, concurrency, ATTEST_SECONDS);
-      const reached = (await daemonAttestCalls(n.daemon)) - before;
+      const reached = (await daemonAttestCounts(n.daemon)).calls - before;
       report(`1u.attest_unknown_c${concurrency}`, { ...versus(ours, base), daemon_calls: reached, calls: Math.round(ours.throughput_rps * ATTEST_SECONDS) });
     }
   } finally {
