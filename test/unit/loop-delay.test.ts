@@ -28,11 +28,12 @@ const skip = skipNote('loop delay (real processes)', HAS_SCHEDSTAT ? undefined :
 
 describe.skipIf(skip)('LoopDelayMonitor on a real process', () => {
   /**
-   * A Node process running the monitor; commands on stdin, one JSON reply per line:
-   * "read", "reset", "busy MS" (MS of CPU time, then read), "busy-then-reset MS" (the
-   * same, then a reset in the same turn).
+   * Runs `body` against a Node process running the monitor, freshly reset and settled
+   * (the histogram's first sample after a reset is not kept), and kills it after.
+   * Commands on stdin, one JSON reply per line: "read", "reset", "busy MS" (MS of CPU
+   * time, then read), "busy-then-reset MS" (the same, then a reset in the same turn).
    */
-  async function monitored(): Promise<{ child: ChildProcessWithoutNullStreams; ask: (cmd: string) => Promise<Record<string, number>> }> {
+  async function withMonitored(body: (child: ChildProcessWithoutNullStreams, ask: (cmd: string) => Promise<Record<string, number>>) => Promise<void>): Promise<void> {
     await ensureBuilt();
     const url = pathToFileURL(join(REPO, 'dist', 'loop-delay.js')).href;
     const code = `import { LoopDelayMonitor } from ${JSON.stringify(url)};
@@ -59,46 +60,36 @@ process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n'))
         waiting.push(l => resolve(JSON.parse(l) as Record<string, number>));
         child.stdin.write(`${cmd}\n`);
       });
-    await ask('reset');
-    return { child, ask };
+    try {
+      await ask('reset');
+      await settle(50);
+      await body(child, ask);
+    } finally {
+      child.kill();
+    }
   }
 
   const settle = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
 
-  it('counts a delay its own code caused', async () => {
-    const { child, ask } = await monitored();
-    try {
-      await ask('reset');
-      await settle(50); // (the histogram's first sample after a reset is not kept)
+  it('counts a delay its own code caused', () =>
+    withMonitored(async (_child, ask) => {
       await ask('busy 150');
       await settle(50); // the monitor's next sample sees the delay
       const r = await ask('read');
       expect(r['max_ms']).toBeGreaterThanOrEqual(100);
       expect(r['max_on_cpu_ms']).toBeGreaterThanOrEqual(100);
-    } finally {
-      child.kill();
-    }
-  });
+    }));
 
-  it('counts a delay that ends in the turn of a reset in the window the reset closes, not the next', async () => {
-    const { child, ask } = await monitored();
-    try {
-      await ask('reset');
-      await settle(50);
+  it('counts a delay that ends in the turn of a reset in the window the reset closes, not the next', () =>
+    withMonitored(async (_child, ask) => {
       const closed = await ask('busy-then-reset 150');
       expect(closed['max_on_cpu_ms'], 'the window the reset closes').toBeGreaterThanOrEqual(100);
       await settle(50);
       expect((await ask('read'))['max_on_cpu_ms'], 'the next window').toBeLessThan(50);
-    } finally {
-      child.kill();
-    }
-  });
+    }));
 
-  it('does not count the time the process did not run (stopped, as a VM is by steal)', async () => {
-    const { child, ask } = await monitored();
-    try {
-      await ask('reset');
-      await settle(50);
+  it('does not count the time the process did not run (stopped, as a VM is by steal)', () =>
+    withMonitored(async (child, ask) => {
       child.kill('SIGSTOP');
       await settle(300);
       child.kill('SIGCONT');
@@ -106,8 +97,5 @@ process.stdin.on('data', d => { buf += d; let i; while ((i = buf.indexOf('\\n'))
       const r = await ask('read');
       expect(r['max_ms'], 'the plain maximum sees the stop').toBeGreaterThanOrEqual(200);
       expect(r['max_on_cpu_ms'], 'the on-CPU maximum does not').toBeLessThan(50);
-    } finally {
-      child.kill();
-    }
-  });
+    }));
 });
