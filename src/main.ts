@@ -57,17 +57,19 @@ async function main(): Promise<number> {
   return (await load())(rest, env());
 }
 
+/** After a failure, whatever still holds the event loop must not keep a broken process alive. */
+function exitWithin2s(code: number): void {
+  exitCode(code);
+  if (code !== 0) setTimeout(() => process.exit(code), 2000).unref();
+}
+
 main().then(
-  code => {
-    exitCode(code);
-    // After a fatal error, whatever still holds the event loop must not keep a broken process alive.
-    if (code !== 0) setTimeout(() => process.exit(code), 2000).unref();
-  },
+  exitWithin2s,
   (err: unknown) => {
     // One line, never a stack trace: an operator reads this, not a debugger.
     const cmd = argv()[0] ?? '';
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`hexr-pid-mapper ${escapeText(cmd)}: ${escapeText(msg.split('\n')[0] ?? '')}\n`);
-    exitCode(1);
+    exitWithin2s(1);
   },
 );

@@ -36,7 +36,7 @@ export interface GoPluginServerOptions {
   stdoutFd?: number;
 }
 
-export type GoPluginErrorCode = 'NOT_A_PLUGIN_LAUNCH' | 'PROTOCOL_VERSION' | 'TLS_UNSUPPORTED' | 'SOCKET_PATH' | 'LISTEN_FAILED';
+export type GoPluginErrorCode = 'NOT_A_PLUGIN_LAUNCH' | 'PROTOCOL_VERSION' | 'TLS_UNSUPPORTED' | 'SOCKET_PATH' | 'LISTEN_FAILED' | 'HANDSHAKE';
 
 export class GoPluginError extends Error {
   override readonly name = 'GoPluginError';
@@ -52,6 +52,8 @@ export class GoPluginError extends Error {
 const GRACEFUL_STOP_MS = 300;
 /** How often we look whether the host (our parent) is still there. */
 const PARENT_POLL_MS = 500;
+/** How often we try again to write the handshake to a full stdout pipe. */
+const HANDSHAKE_RETRY_MS = 5;
 
 export class GoPluginServer {
   private readonly log: Logger;
@@ -61,6 +63,8 @@ export class GoPluginServer {
   private socket: string | undefined;
   private closing: Promise<void> | undefined;
   private parentWatch: NodeJS.Timeout | undefined;
+  /** start()'s binding and handshake: a close() meanwhile waits for it, then undoes it. */
+  private serving: Promise<void> | undefined;
   private resolveDone!: () => void;
   /** Resolves once the host sent Shutdown or close() finished. */
   readonly done: Promise<void>;
@@ -89,6 +93,23 @@ export class GoPluginServer {
     const { env, cookieKey, cookieValue } = this.opts;
     const problem = checkLaunchEnv(env, cookieKey, cookieValue);
     if (problem) throw new GoPluginError(problem.code, problem.message);
+    // Our parent is the host: take it now, before the handshake tells anyone
+    // that we are ready. Taken after, a host killed as soon as it read the
+    // line could leave us re-parented already, and we would watch our new
+    // parent instead, serving nobody forever.
+    this.watchParent(process.ppid);
+    this.serving = this.serve();
+    try {
+      await this.serving;
+    } catch (err) {
+      await this.close(); // no socket file left behind, nothing left serving
+      throw err;
+    }
+  }
+
+  /** Binds, registers the services and writes the handshake line. */
+  private async serve(): Promise<void> {
+    const env = this.opts.env;
     protectStdout();
     // grpc-js reports its own troubles through console.error: keep them as JSON lines.
     grpc.setLogger({ error: (...args: unknown[]) => this.log.debug({ grpc: args.map(String).join(' ') }, 'grpc-js') });
@@ -138,9 +159,27 @@ export class GoPluginServer {
     } catch (err) {
       this.log.warn({ error: (err as Error).message }, 'could not restrict the plugin socket to mode 0600');
     }
-    writeSync(this.opts.stdoutFd ?? 1, handshakeLine(socket));
+    await this.writeHandshake(handshakeLine(socket));
     this.log.debug({ socket }, 'plugin serving');
-    this.watchParent();
+  }
+
+  /**
+   * Writes the handshake line to fd 1, waiting while the host's pipe is full:
+   * Node makes a stdout pipe non-blocking, so a host slow to read gets EAGAIN
+   * instead of a wait. Meanwhile the parent watch runs; if the host dies, we
+   * stop (close()) instead of waiting for it forever.
+   */
+  private async writeHandshake(line: string): Promise<void> {
+    let rest = Buffer.from(line);
+    while (rest.length > 0) {
+      if (this.closing) throw new GoPluginError('HANDSHAKE', 'stopped before the host read the handshake line');
+      try {
+        rest = rest.subarray(writeSync(this.opts.stdoutFd ?? 1, rest));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw new GoPluginError('HANDSHAKE', `cannot write the handshake line: ${(err as Error).message}`);
+        await new Promise(resolve => setTimeout(resolve, HANDSHAKE_RETRY_MS));
+      }
+    }
   }
 
   /**
@@ -161,8 +200,7 @@ export class GoPluginServer {
    * other systems) leaves us re-parented: stop then, instead of serving
    * nobody forever.
    */
-  private watchParent(): void {
-    const parent = process.ppid;
+  private watchParent(parent: number): void {
     this.parentWatch = setInterval(() => {
       if (process.ppid === parent) return;
       this.log.warn({ parent_pid: parent, now: process.ppid }, 'host process is gone (parent changed); stopping');
@@ -178,8 +216,9 @@ export class GoPluginServer {
   }
 
   private async doClose(): Promise<void> {
-    process.off('SIGINT', this.ignoreSigint);
     if (this.parentWatch) clearInterval(this.parentWatch);
+    await this.serving?.catch(() => undefined); // its handshake wait gives up once closing is set
+    process.off('SIGINT', this.ignoreSigint);
     const server = this.server;
     if (server) {
       this.streams.endAll();

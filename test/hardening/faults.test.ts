@@ -15,7 +15,7 @@ import { DaemonProcess } from '../helpers/daemon.js';
 import { GO_SKIP, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
 import { buildHost, type BuiltHost } from '../helpers/go-host.js';
 import { PLUGIN_ENV, socketFromHandshake } from '../helpers/plugin-process.js';
-import { TestPod, alive, exited, shq, spawnWithPid, startTicks } from '../helpers/pod.js';
+import { TestPod, alive, childrenOf, exited, shq, spawnWithPid, startTicks } from '../helpers/pod.js';
 import { assertMapTruthful, makeKubeletRoot, roleOf, sleep, waitResyncs } from './lib.js';
 
 const skip = skipNote('hardening (faults: real daemon, real namespaces)', ROOT_SKIP);
@@ -450,29 +450,139 @@ describe.skipIf(skipGo)('faults: daemon SIGKILLed under a serving plugin, then t
   });
 });
 
+/** Environment of a plugin launched as go-plugin would, its socket in `sockDir`. */
+function pluginEnv(sockDir: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...PLUGIN_ENV, PLUGIN_UNIX_SOCKET_DIR: sockDir })) if (v !== undefined) env[k] = v;
+  delete env['NODE_OPTIONS'];
+  return env;
+}
+
+/**
+ * A FIFO for a plugin's stdout that is full before the plugin starts: its
+ * handshake line cannot go through until we read (a host slow to read).
+ */
+class FullPipe {
+  readonly path: string;
+  private readonly fd: number;
+  private fill = 0;
+  constructor(dir: string) {
+    this.path = path.join(dir, 'stdout.fifo');
+    execFileSync('mkfifo', [this.path]);
+    // Read and write, non-blocking: the plugin's open for writing never waits, and we can fill it.
+    this.fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    const chunk = Buffer.alloc(4096);
+    for (;;) {
+      try {
+        this.fill += fs.writeSync(this.fd, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw err;
+      }
+    }
+  }
+
+  /** Reads out our filling and then the first line the plugin wrote. */
+  async firstLine(): Promise<string> {
+    const buf = Buffer.alloc(1 << 17);
+    let skip = this.fill;
+    let text = '';
+    const end = Date.now() + 10_000;
+    while (!text.includes('\n')) {
+      if (Date.now() > end) throw new Error(`no line from the plugin in 10 s (${JSON.stringify(text)})`);
+      try {
+        const n = fs.readSync(this.fd, buf);
+        const from = Math.min(skip, n);
+        skip -= from;
+        text += buf.subarray(from, n).toString();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await sleep(20);
+      }
+    }
+    return text.slice(0, text.indexOf('\n'));
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
 describe.skipIf(skip)('faults: a plugin whose host dies without taking it along (no Pdeathsig)', () => {
-  it('notices that it was re-parented, stops and removes its socket', async () => {
+  const dirs: string[] = [];
+  const hosts: ChildProcess[] = [];
+  const pids: number[] = [];
+  const scratch = (prefix: string): string => {
+    dirs.push(tmp(prefix));
+    return dirs.at(-1)!;
+  };
+  afterAll(() => {
+    for (const h of hosts) if (h.exitCode === null && h.signalCode === null) h.kill('SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  /** sh is the "host": it stays the plugin's parent until we SIGKILL it. The plugin's stdout goes to `stdout` (a path) or to sh's. */
+  async function launch(stdout?: string): Promise<{ sh: ChildProcess; sockDir: string; pluginPid: number }> {
     await ensureBuilt();
-    const sockDir = tmp('hexr-hard-orphan-');
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...PLUGIN_ENV, PLUGIN_UNIX_SOCKET_DIR: sockDir })) if (v !== undefined) env[k] = v;
-    delete env['NODE_OPTIONS'];
-    // sh is the "host": it stays the plugin's parent until we SIGKILL it.
-    const sh = spawn('sh', ['-c', `${shq(process.execPath)} ${shq(MAIN_JS)} plugin & wait`], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const sockDir = scratch('hexr-hard-orphan-');
+    const redirect = stdout === undefined ? '' : ` > ${shq(stdout)}`;
+    const sh = spawn('sh', ['-c', `${shq(process.execPath)} ${shq(MAIN_JS)} plugin${redirect} & wait`], { env: pluginEnv(sockDir), stdio: ['ignore', 'pipe', 'ignore'] });
+    hosts.push(sh);
+    const pluginPid = await eventually(() => childrenOf(sh.pid!).find(c => fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(MAIN_JS)), 15_000, 'plugin started');
+    pids.push(pluginPid);
+    return { sh, sockDir, pluginPid };
+  }
+  const socketOf = (sockDir: string, pid: number): string | undefined => fs.readdirSync(sockDir).find(f => f.startsWith(`plugin-${pid}-`));
+
+  it('notices that it was re-parented, stops and removes its socket', async () => {
+    const { sh, pluginPid } = await launch();
+    let out = '';
+    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const line = await eventually(() => (out.includes('\n') ? out.slice(0, out.indexOf('\n')) : undefined), 15_000, 'handshake');
+    const socket = socketFromHandshake(line);
+    expect(path.basename(socket)).toMatch(new RegExp(`^plugin-${pluginPid}-`));
+    expect(fs.existsSync(socket)).toBe(true);
+    process.kill(sh.pid!, 'SIGKILL');
+    // Re-parented to PID 1, it may linger as a zombie until reaped: exited all the same.
+    await eventually(() => exited(pluginPid), 5000, 'orphaned plugin stopped');
+    expect(fs.existsSync(socket)).toBe(false);
+  });
+
+  // The parent must be taken before the handshake: a host killed just after
+  // reading it used to leave the plugin watching its new parent (PID 1) and
+  // serving nobody forever (seen in CI). Here the host dies while the line
+  // cannot even be written, which a plugin that takes its parent on or after
+  // writing it can never notice.
+  it('notices it too when the host dies before reading the handshake (its pipe full), and removes its socket', async () => {
+    const pipe = new FullPipe(scratch('hexr-hard-fifo-'));
     try {
-      let out = '';
-      sh.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      const line = await eventually(() => (out.includes('\n') ? out.slice(0, out.indexOf('\n')) : undefined), 15_000, 'handshake');
-      const socket = socketFromHandshake(line);
-      const pluginPid = Number(/plugin-(\d+)-/.exec(path.basename(socket))![1]);
-      expect(fs.existsSync(socket)).toBe(true);
+      const { sh, sockDir, pluginPid } = await launch(pipe.path);
+      const socket = await eventually(() => socketOf(sockDir, pluginPid), 15_000, 'plugin listening');
+      await sleep(300); // trying to write its handshake meanwhile
+      expect(alive(pluginPid)).toBe(true);
       process.kill(sh.pid!, 'SIGKILL');
-      // Re-parented to PID 1, it may linger as a zombie until reaped: exited all the same.
       await eventually(() => exited(pluginPid), 5000, 'orphaned plugin stopped');
-      expect(fs.existsSync(socket)).toBe(false);
+      expect(fs.existsSync(path.join(sockDir, socket))).toBe(false);
     } finally {
-      if (sh.exitCode === null && sh.signalCode === null) sh.kill('SIGKILL');
-      fs.rmSync(sockDir, { recursive: true, force: true });
+      pipe.close();
+    }
+  });
+
+  it('waits for a host slow to read its handshake (Node makes the pipe non-blocking), then writes it whole and serves', async () => {
+    const pipe = new FullPipe(scratch('hexr-hard-fifo-'));
+    try {
+      const { sh, sockDir, pluginPid } = await launch(pipe.path);
+      const socket = await eventually(() => socketOf(sockDir, pluginPid), 15_000, 'plugin listening');
+      await sleep(300);
+      expect(socketFromHandshake(await pipe.firstLine())).toBe(path.join(sockDir, socket));
+      // Serving: still there, and stops when its host goes.
+      await sleep(600);
+      expect(alive(pluginPid)).toBe(true);
+      process.kill(sh.pid!, 'SIGKILL');
+      await eventually(() => exited(pluginPid), 5000, 'orphaned plugin stopped');
+    } finally {
+      pipe.close();
     }
   });
 });
