@@ -107,14 +107,14 @@ describe.skipIf(skipNote('e2e (Go go-plugin host)', GO_SKIP))('SPIRE-style go-pl
 
   it('re-logs the plugin lines in the host logger at their own levels, never as raw debug text', async () => {
     const run = await runHost(host, {
-      config: `daemon_socket = "${join(daemon.dir!, 'down.sock')}"\nlog_level = "debug"`,
+      config: `daemon_socket = "${join(daemon.dir!, 'down.sock')}"\nlog_level = "debug"\nattest_timeout = "10s"`,
       pids: [4242],
     });
     expect(run.code, run.stderr).toBe(0);
     const attest = run.events('attest')[0]!;
     expect(attest['error']).toMatchObject({ code: 'Unavailable' });
     expect(attest['error'].message).toContain('pid-mapper daemon unavailable');
-    expect(attest['ms']).toBeLessThan(1000);
+    expect(attest['ms']).toBeLessThan(5000); // at once, not after attest_timeout
 
     const lines = run.pluginLogLines();
     const find = (msg: string): Record<string, any> | undefined => lines.find(l => l['@message'] === msg);
@@ -155,7 +155,7 @@ describe.skipIf(skipNote('e2e (Go go-plugin host)', GO_SKIP))('SPIRE-style go-pl
       pids: [4242, 4243, 1],
       concurrency: 16,
       duration: '2s',
-      warmup: '500ms',
+      warmup: '3s',
     });
     expect(run.code, run.stderr).toBe(0);
     const bench = run.events('bench')[0]!;
@@ -164,7 +164,7 @@ describe.skipIf(skipNote('e2e (Go go-plugin host)', GO_SKIP))('SPIRE-style go-pl
     expect(bench['errors']).toBe(0);
     expect(bench['calls']).toBeGreaterThan(100);
     expect(warm['calls']).toBeGreaterThan(0);
-    expect(bench['elapsed_s']).toBeLessThan(2.5); // the measured part only (with the warm-up it would be 2.5 or more)
+    expect(bench['elapsed_s']).toBeLessThan(4.5); // the measured part only (with the warm-up it would be 5 or more)
     const stopped = run.pluginLogLines().find(l => l['@message'] === 'plugin stopped')!;
     const a = stopped['attest_answers'] as Record<string, number>;
     expect(Object.keys(a).sort()).toEqual(['copy', 'copy_after_wait', 'daemon', 'daemon_after_wait', 'no_lookup']);

@@ -135,7 +135,8 @@ describe.skipIf(skip)('attack: hostile markers and hostile claims (kubelet layou
       expect(roleOf(r.selector_values)).toBe('researcher');
       const st = await daemon.get<{ mapped: number }>('/debug/status');
       expect(st.mapped).toBeGreaterThanOrEqual(1);
-      expect(performance.now() - t0).toBeLessThan(1000);
+      // Blocked on the FIFO, the daemon would not answer at all (the attest's 5 s deadline).
+      expect(performance.now() - t0).toBeLessThan(4000);
       await sleep(250);
     }
 

@@ -9,6 +9,7 @@ import { FULL_PART, MapFeed, type FeedOptions, type FeedSubscription, type MapUp
 import type { Published } from '../../src/daemon/reconciler.js';
 import { MapCache } from '../../src/plugin/map-cache.js';
 import { ALL_SLOT, slotOf } from '../../src/seq-file.js';
+import { eventually } from '../helpers/env.js';
 
 function mapping(hostPid: number, startTime: number, role: string): Mapping {
   return Object.freeze({
@@ -123,7 +124,7 @@ describe('MapFeed', () => {
     });
     feed.start();
     try {
-      await new Promise(r => setTimeout(r, 110));
+      await eventually(() => got.length >= 5, 5000, 'three heartbeats'); // a timer, however late
       const beats = got.slice(2);
       expect(beats.length).toBeGreaterThanOrEqual(3);
       for (const b of beats) expect(b).toMatchObject({ map_version: '5', full: false, upserts: [], removed: [], seq: '0', pending: [] });
@@ -152,7 +153,7 @@ describe('MapFeed', () => {
     live.set(1500, changes.get(1500)!);
     snap = snap.next(changes, live);
     feed.publish(update(snap, [...changes.keys()]));
-    await new Promise(r => setTimeout(r, 50));
+    await eventually(() => got.at(-1)!.more === false, 5000, 'the last part');
     expect(got.map(m => [m.full, m.more])).toEqual([[true, true], [false, true], [false, true], [false, false]]);
     const copy = new Map<number, string>();
     for (const m of got) {
@@ -190,7 +191,7 @@ describe('MapFeed', () => {
     await new Promise(r => setImmediate(r));
     expect(got).toHaveLength(2);
     pending.shift()!();
-    await new Promise(r => setTimeout(r, 30));
+    await eventually(() => got.at(-1)!.more === false, 5000, 'the last part');
     expect(got.map(m => [m.full, m.more])).toEqual([[true, true], [false, true], [false, true], [false, false]]);
     expect(pending).toHaveLength(0); // the last part needs no callback: the closing message follows it
   });

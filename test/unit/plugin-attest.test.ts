@@ -103,31 +103,31 @@ describe('Attest', () => {
     expect(answers.no_lookup).toBe(before + 2); // counted too: the counts add up to every call
   });
 
-  it('answers UNAVAILABLE fast (< 1 s) when the daemon is down', async () => {
-    await configure(`daemon_socket = "${join(dir, 'nobody-home.sock')}"\nattest_timeout = "5s"`);
+  it('answers UNAVAILABLE at once, not after attest_timeout, when the daemon is down', async () => {
+    await configure(`daemon_socket = "${join(dir, 'nobody-home.sock')}"\nattest_timeout = "20s"`);
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
       await expectGrpcError(attest(4242), grpc.status.UNAVAILABLE, 'pid-mapper daemon unavailable');
-      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(performance.now() - t0).toBeLessThan(5000);
     }
   });
 
   it('recovers by itself when the daemon comes back on the same socket', async () => {
     const socketPath = join(dir, 'flappy.sock');
     const d = await daemon({ socketPath, selectors: { 7: ['tenant:acme'] } });
-    await configure(`daemon_socket = "${socketPath}"`);
+    await configure(`daemon_socket = "${socketPath}"\nattest_timeout = "20s"`);
     expect(await attest(7)).toEqual({ selector_values: ['tenant:acme'] });
 
     await d.stop();
     daemons.splice(daemons.indexOf(d), 1);
     const t0 = performance.now();
     await expectGrpcError(attest(7), grpc.status.UNAVAILABLE, 'unavailable');
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(5000); // at once, not after attest_timeout
 
     await daemon({ socketPath, selectors: { 7: ['tenant:acme'] } });
     const back = performance.now();
     let result: unknown;
-    while (performance.now() - back < 5000) {
+    while (performance.now() - back < 10_000) {
       try {
         result = await attest(7);
         break;
@@ -139,7 +139,7 @@ describe('Attest', () => {
     expect(result).toEqual({ selector_values: ['tenant:acme'] });
     const recoveryMs = performance.now() - back;
     console.log(`recovered ${recoveryMs.toFixed(0)} ms after the daemon came back`);
-    expect(recoveryMs).toBeLessThan(2000);
+    expect(recoveryMs).toBeLessThan(3000); // backoff <= 1 s, and some room for a busy machine
   });
 
   it('answers DEADLINE_EXCEEDED after attest_timeout when the daemon is too slow', async () => {
@@ -149,7 +149,7 @@ describe('Attest', () => {
     await expectGrpcError(attest(7), grpc.status.DEADLINE_EXCEEDED, 'did not answer in time');
     const took = performance.now() - t0;
     expect(took).toBeGreaterThanOrEqual(150);
-    expect(took).toBeLessThan(1000);
+    expect(took).toBeLessThan(1900); // not the daemon's 2 s
   });
 
   it('never answers UNIMPLEMENTED, even when the socket serves something else', async () => {
@@ -236,14 +236,14 @@ describe('Attest from the copy of the daemon\'s map', () => {
   // Issue 10, item 3: SIGSTOP the daemon, remove the marker: the plugin kept answering the role.
   it('answers nothing from a copy the daemon has not refreshed within map_max_age: a hung daemon is an error', async () => {
     const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true, heartbeatMs: 100 });
-    await configure(`daemon_socket = "${d.socketPath}"\nmap_max_age = "1s"\nattest_timeout = "300ms"\nin_flight_wait = "100ms"`);
+    await configure(`daemon_socket = "${d.socketPath}"\nmap_max_age = "3s"\nattest_timeout = "300ms"\nin_flight_wait = "100ms"`);
     await synced(d, process.pid);
     // The daemon hangs: streams stay open, nothing is sent, Attest never answers.
     d.muted = true;
     d.delayMs = 60_000;
-    await new Promise(r => setTimeout(r, 500));
+    await new Promise(r => setTimeout(r, 300));
     expect(await attest(process.pid)).toEqual({ selector_values: ALL }); // still within the bound
-    await new Promise(r => setTimeout(r, 700));
+    await new Promise(r => setTimeout(r, 3000));
     await expectGrpcError(attest(process.pid), grpc.status.DEADLINE_EXCEEDED, 'did not answer in time');
     // Heartbeats again: the copy is trusted again.
     d.muted = false;

@@ -179,11 +179,9 @@ describe('readMarkerFile', () => {
 
   it('rejects a FIFO without blocking on it', () => {
     execFileSync('mkfifo', [path.join(dir, 'fifo.json')]);
-    const t0 = Date.now();
-    // A blocking open or read would hang here: there is no writer.
+    // A blocking open or read would hang here (there is no writer): the test would time out.
     const r = read('fifo.json');
     expect(rejected(r)).toBe('not-regular-file');
-    expect(Date.now() - t0).toBeLessThan(1000);
     expect(r.kind === 'rejected' && r.identity?.ino).toBe(fs.lstatSync(path.join(dir, 'fifo.json'), { bigint: true }).ino);
   });
 
