@@ -17,6 +17,8 @@ export interface PodProcess {
   /** PID inside the pod's PID namespace. */
   readonly cpid: number;
   readonly handle: ChildProcess;
+  /** Its start time (clock ticks after boot): tells it from a later process with its PID. */
+  readonly ticks: number | undefined;
 }
 
 /** Child PIDs of a process (its main thread's children). */
@@ -49,11 +51,13 @@ export function alive(pid: number): boolean {
 }
 
 /** The process has exited: gone, or a zombie its new parent has not reaped yet. */
-export function exited(pid: number): boolean {
+export function exited(pid: number, ticks?: number): boolean {
   if (!alive(pid)) return true;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (ticks !== undefined && Number(fields[19]) !== ticks) return true; // its PID reused since
+    return fields[0] === 'Z';
   } catch {
     return true;
   }
@@ -141,7 +145,7 @@ export class TestPod {
     const nsenterPid = handle.pid as number;
     const hostPid = await eventually(() => childrenOf(nsenterPid)[0], 10_000, 'pod process');
     const ns = nspidOf(hostPid);
-    const proc = { hostPid, cpid: ns[ns.length - 1] as number, handle };
+    const proc = { hostPid, cpid: ns[ns.length - 1] as number, handle, ticks: startTicks(hostPid) };
     this.procs.push(proc);
     return proc;
   }
@@ -169,8 +173,8 @@ export class TestPod {
     } catch {
       /* already gone */
     }
-    await eventually(() => exited(p.hostPid), 5000, 'process exit');
-    await eventually(() => p.handle.exitCode !== null || p.handle.signalCode !== null, 5000, 'nsenter exit');
+    await eventually(() => exited(p.hostPid, p.ticks), 30_000, 'process exit');
+    await eventually(() => p.handle.exitCode !== null || p.handle.signalCode !== null, 30_000, 'nsenter exit');
   }
 
   async destroy(): Promise<void> {

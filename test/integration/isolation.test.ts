@@ -54,7 +54,7 @@ class Harness {
   async setUp(): Promise<void> {
     this.kubelet = fs.mkdtempSync(path.join(os.tmpdir(), 'hexr-iso-'));
     fs.mkdirSync(path.join(this.kubelet, 'pods'));
-    this.daemon = new DaemonProcess({ layout: 'kubelet', root: this.kubelet, extraArgs: [...this.args, '--metrics-addr', '127.0.0.1:0', '--resync-interval', '60s'] });
+    this.daemon = new DaemonProcess({ layout: 'kubelet', root: this.kubelet, extraArgs: [...this.args, '--metrics-addr', '127.0.0.1:0', '--resync-interval', '1h'] });
     await this.daemon.start();
     this.metricsAddr = (JSON.parse(this.daemon.stderrLines.find(l => l.includes('"daemon started"'))!) as { metrics_addr: string }).metrics_addr;
     const store = new ConfigStore();
@@ -134,6 +134,8 @@ suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod 
     const worker = await pod.startRole('worker');
     await eventually(async () => roleOf(await attest(worker.hostPid)) === 'worker', 10_000, 'worker mapped');
     const plain = await pod.exec('exec sleep 100000');
+    // A pod with a scan still to come counts as in flight, and then the plugin rightly asks the daemon.
+    await t.scansSettled();
     const before = await daemonAttests();
     for (let i = 0; i < 50; i++) {
       expect(await attest(plain.hostPid)).toEqual([]); // a process of a pod, no marker
@@ -149,6 +151,7 @@ suite('unknown PIDs answered by the plugin; in-flight markers waited for (a pod 
     const bystander = await other.exec('exec sleep 100000');
     const unknownInBusyPod = await busy.exec('exec sleep 100000');
     const p = await busy.exec('exec sleep 100000');
+    await t.scansSettled(); // the other pod is in flight until its directory is scanned
     // The daemon must be watching the busy pod's directory before the files below are written:
     // files it finds when its watch begins are scanned, not queued as events (on a loaded machine
     // the pod's directory can be reported a second late; this test timed out on it in CI).
