@@ -251,3 +251,23 @@ describe('Attest from the copy of the daemon\'s map', () => {
     await synced(d, process.pid);
   });
 });
+
+describe('DaemonClients', () => {
+  // Review finding: the callback ran only inside the log call, so a client
+  // without a logger never reported its first copy.
+  it('calls onCopied when a copy of the daemon\'s state is complete, with or without a logger', async () => {
+    const d = await daemon({ selectors: { [process.pid]: ALL }, feed: true });
+    for (const log of [undefined, silent]) {
+      let copies = 0;
+      const dc = new DaemonClients(log, () => {
+        copies++;
+        return undefined;
+      });
+      try {
+        await expect.poll(() => (dc.local(d.socketPath, process.pid, 5000), copies), { timeout: 5000 }).toBeGreaterThan(0);
+      } finally {
+        dc.close();
+      }
+    }
+  });
+});
