@@ -112,7 +112,7 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
     if (kubelet) fs.rmSync(kubelet, { recursive: true, force: true });
   });
 
-  it('answers every call, never wrongly, in bounded memory, and maps every live role process at the end', { timeout: (SECONDS + 120) * 1000 }, async () => {
+  it('answers every call, never wrongly, in bounded memory, and maps every live role process at the end', { timeout: (SECONDS + 240) * 1000 }, async () => {
     const roles = new Map<string, RoleProc>();
     const byHostPid = new Map<number, RoleProc>();
     const livePids: number[] = [];
