@@ -28,6 +28,9 @@ agent's configuration (daemonset/spire-agent-hexr.conf):
 `;
 
 export async function pluginCommand(args: string[], env: Env): Promise<number> {
+  // The host that started us, read before the slow part (loading gRPC and the
+  // protos): if it dies meanwhile, we are re-parented and must notice it.
+  const parentPid = process.ppid;
   if (wantsHelp(args)) return printHelp(USAGE);
   // SPIRE passes plugin_args: a word (e.g. "plugin" through the launcher) is
   // only warned about below, but an option we do not have is a mistake.
@@ -95,6 +98,7 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     cookieKey: PLUGIN_TYPE,
     cookieValue: PLUGIN_TYPE,
     env,
+    parentPid,
     log: logFor('goplugin'),
     services: [
       initService({ log: logFor('init'), onDeinit: () => daemon.close() }),
@@ -115,19 +119,22 @@ export async function pluginCommand(args: string[], env: Env): Promise<number> {
     void server.close();
   };
   process.on('SIGTERM', onSigterm);
+  let started = true;
   try {
     await server.start();
   } catch (err) {
-    process.off('SIGTERM', onSigterm);
-    if (err instanceof GoPluginError) {
+    // Stopped while starting (SIGTERM, the host gone, a fatal error): the same end as below.
+    if (!(err instanceof GoPluginError) || err.code !== 'STOPPED') {
+      process.off('SIGTERM', onSigterm);
+      if (!(err instanceof GoPluginError)) throw err;
       log.error({ error: err.message, code: err.code }, 'plugin failed to start');
       return 1;
     }
-    throw err;
+    started = false;
   }
 
   if (fatal) void server.close();
-  log.info({ socket: server.socketPath, node: process.version }, 'plugin serving');
+  if (started) log.info({ socket: server.socketPath, node: process.version }, 'plugin serving');
   await server.done;
   daemon.close();
   process.off('SIGTERM', onSigterm);

@@ -34,9 +34,15 @@ export interface GoPluginServerOptions {
   env: Env;
   /** Where the handshake line goes; fd 1 except in tests. */
   stdoutFd?: number;
+  /**
+   * The host: our parent as the process started (process.ppid read before
+   * anything slow). Default: process.ppid when start() begins.
+   */
+  parentPid?: number;
 }
 
-export type GoPluginErrorCode = 'NOT_A_PLUGIN_LAUNCH' | 'PROTOCOL_VERSION' | 'TLS_UNSUPPORTED' | 'SOCKET_PATH' | 'LISTEN_FAILED' | 'HANDSHAKE';
+/** STOPPED: close() came first (SIGTERM, the host gone, a fatal error); not a failure. */
+export type GoPluginErrorCode = 'NOT_A_PLUGIN_LAUNCH' | 'PROTOCOL_VERSION' | 'TLS_UNSUPPORTED' | 'SOCKET_PATH' | 'LISTEN_FAILED' | 'HANDSHAKE' | 'STOPPED';
 
 export class GoPluginError extends Error {
   override readonly name = 'GoPluginError';
@@ -93,11 +99,12 @@ export class GoPluginServer {
     const { env, cookieKey, cookieValue } = this.opts;
     const problem = checkLaunchEnv(env, cookieKey, cookieValue);
     if (problem) throw new GoPluginError(problem.code, problem.message);
-    // Our parent is the host: take it now, before the handshake tells anyone
+    if (this.closing) throw new GoPluginError('STOPPED', 'stopped before it started');
+    // Our parent is the host: watch it from before the handshake tells anyone
     // that we are ready. Taken after, a host killed as soon as it read the
     // line could leave us re-parented already, and we would watch our new
     // parent instead, serving nobody forever.
-    this.watchParent(process.ppid);
+    this.watchParent(this.opts.parentPid ?? process.ppid);
     this.serving = this.serve();
     try {
       await this.serving;
@@ -107,7 +114,11 @@ export class GoPluginServer {
     }
   }
 
-  /** Binds, registers the services and writes the handshake line. */
+  /**
+   * Binds, registers the services and writes the handshake line. The server
+   * accepts connections from the bind on; a host dials only once it has the
+   * line.
+   */
   private async serve(): Promise<void> {
     const env = this.opts.env;
     protectStdout();
@@ -172,7 +183,7 @@ export class GoPluginServer {
   private async writeHandshake(line: string): Promise<void> {
     let rest = Buffer.from(line);
     while (rest.length > 0) {
-      if (this.closing) throw new GoPluginError('HANDSHAKE', 'stopped before the host read the handshake line');
+      if (this.closing) throw new GoPluginError('STOPPED', 'stopped before the host read the handshake line');
       try {
         rest = rest.subarray(writeSync(this.opts.stdoutFd ?? 1, rest));
       } catch (err) {
@@ -218,7 +229,8 @@ export class GoPluginServer {
   private async doClose(): Promise<void> {
     if (this.parentWatch) clearInterval(this.parentWatch);
     await this.serving?.catch(() => undefined); // its handshake wait gives up once closing is set
-    process.off('SIGINT', this.ignoreSigint);
+    process.off('SIGINT', this.ignoreSigint); // after: a start still binding registers it
+
     const server = this.server;
     if (server) {
       this.streams.endAll();

@@ -526,17 +526,23 @@ describe.skipIf(skip)('faults: a plugin whose host dies without taking it along 
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  /** sh is the "host": it stays the plugin's parent until we SIGKILL it. The plugin's stdout goes to `stdout` (a path) or to sh's. */
-  async function launch(stdout?: string): Promise<{ sh: ChildProcess; sockDir: string; pluginPid: number; ticks: number | undefined }> {
+  /**
+   * sh is the "host": it stays the plugin's parent until we SIGKILL it, and
+   * exits with the plugin's status otherwise. The plugin's stdout goes to
+   * `o.stdout` (a path) or to sh's; its log to plugin.log beside its socket.
+   */
+  async function launch(o: { stdout?: string; nodeArgs?: string[] } = {}): Promise<{ sh: ChildProcess; sockDir: string; pluginPid: number; ticks: number | undefined; log: () => string }> {
     await ensureBuilt();
     const sockDir = scratch('hexr-hard-orphan-');
-    const redirect = stdout === undefined ? '' : ` > ${shq(stdout)}`;
-    const sh = spawn('sh', ['-c', `${shq(process.execPath)} ${shq(MAIN_JS)} plugin${redirect} & wait`], { env: pluginEnv(sockDir), stdio: ['ignore', 'pipe', 'ignore'] });
+    const logFile = path.join(sockDir, 'plugin.log');
+    const redirect = `${o.stdout === undefined ? '' : ` > ${shq(o.stdout)}`} 2> ${shq(logFile)}`;
+    const node = [process.execPath, ...(o.nodeArgs ?? []), MAIN_JS].map(shq).join(' ');
+    const sh = spawn('sh', ['-c', `${node} plugin${redirect} & wait $!`], { env: pluginEnv(sockDir), stdio: ['ignore', 'pipe', 'ignore'] });
     hosts.push(sh);
     const pluginPid = await eventually(() => childrenOf(sh.pid!).find(c => fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(MAIN_JS)), 15_000, 'plugin started');
     const ticks = startTicks(pluginPid);
     plugins.push({ pid: pluginPid, ticks });
-    return { sh, sockDir, pluginPid, ticks };
+    return { sh, sockDir, pluginPid, ticks, log: () => fs.readFileSync(logFile, 'utf8') };
   }
   const socketOf = (sockDir: string, pid: number): string | undefined => fs.readdirSync(sockDir).find(f => f.startsWith(`plugin-${pid}-`));
 
@@ -562,7 +568,7 @@ describe.skipIf(skip)('faults: a plugin whose host dies without taking it along 
   it('notices it too when the host dies before reading the handshake (its pipe full), and removes its socket', async () => {
     const pipe = new FullPipe(scratch('hexr-hard-fifo-'));
     try {
-      const { sh, sockDir, pluginPid, ticks } = await launch(pipe.path);
+      const { sh, sockDir, pluginPid, ticks } = await launch({ stdout: pipe.path });
       const socket = await eventually(() => socketOf(sockDir, pluginPid), 15_000, 'plugin listening');
       await sleep(300); // trying to write its handshake meanwhile
       expect(alive(pluginPid)).toBe(true);
@@ -574,10 +580,51 @@ describe.skipIf(skip)('faults: a plugin whose host dies without taking it along 
     }
   });
 
+  // The window before that: the host dies while the plugin still loads gRPC
+  // and its protos (here made 1.5 s long by a loader hook). The parent is
+  // read before that, first thing.
+  it('notices it too when the host dies while the plugin is still loading', async () => {
+    const dir = scratch('hexr-hard-slowload-');
+    const mark = path.join(dir, 'loading');
+    const hook = `export async function load(url, context, next) {
+  if (url.endsWith('/goplugin/serve.js')) {
+    (await import('node:fs')).writeFileSync(${JSON.stringify(mark)}, '');
+    await new Promise(r => setTimeout(r, 1500));
+  }
+  return next(url, context);
+}`;
+    const preload = path.join(dir, 'slow-load.mjs');
+    fs.writeFileSync(preload, `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});\n`);
+    const { sh, sockDir, pluginPid, ticks, log } = await launch({ nodeArgs: ['--import', preload] });
+    await eventually(() => fs.existsSync(mark), 15_000, 'plugin loading its gRPC part');
+    process.kill(sh.pid!, 'SIGKILL');
+    await eventually(() => exited(pluginPid, ticks), 15_000, 'orphaned plugin stopped');
+    expect(socketOf(sockDir, pluginPid)).toBeUndefined();
+    expect(log()).toContain('host process is gone (parent changed); stopping');
+  });
+
+  it('stops at SIGTERM while its handshake waits, exits 0 and removes its socket: a stop, not a failure', async () => {
+    const pipe = new FullPipe(scratch('hexr-hard-fifo-'));
+    try {
+      const { sh, sockDir, pluginPid, log } = await launch({ stdout: pipe.path });
+      await eventually(() => socketOf(sockDir, pluginPid), 15_000, 'plugin listening');
+      const status = new Promise<number | null>(resolve => sh.once('exit', code => resolve(code)));
+      process.kill(pluginPid, 'SIGTERM');
+      expect(await status).toBe(0); // sh's `wait $!`: the plugin's own exit status
+      expect(socketOf(sockDir, pluginPid)).toBeUndefined();
+      const lines = log().trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.filter(l => l['@level'] === 'error')).toEqual([]);
+      expect(lines.map(l => l['@message'])).toEqual(expect.arrayContaining(['SIGTERM: stopping', 'plugin stopped']));
+      expect(lines.map(l => l['@message'])).not.toContain('plugin serving');
+    } finally {
+      pipe.close();
+    }
+  });
+
   it('waits for a host slow to read its handshake (Node makes the pipe non-blocking), then writes it whole and serves', async () => {
     const pipe = new FullPipe(scratch('hexr-hard-fifo-'));
     try {
-      const { sh, sockDir, pluginPid, ticks } = await launch(pipe.path);
+      const { sh, sockDir, pluginPid, ticks } = await launch({ stdout: pipe.path });
       const socket = await eventually(() => socketOf(sockDir, pluginPid), 15_000, 'plugin listening');
       await sleep(300);
       expect(socketFromHandshake(await pipe.firstLine())).toBe(path.join(sockDir, socket));

@@ -1,7 +1,8 @@
 // The go-plugin launch contract, checked on the real process:
 // `node dist/main.js plugin` spawned as a go-plugin host would.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,21 @@ beforeAll(async () => {
 afterEach(() => {
   for (const p of started.splice(0)) p.kill();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('go-plugin server, in process', () => {
+  // Review finding: close() before start() left start() binding a server and its socket file.
+  it('does not start once closed: nothing bound, no socket file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hexr-gp-closed-'));
+    dirs.push(dir);
+    const { GoPluginServer } = await import('../../src/goplugin/serve.js');
+    const { createLogger } = await import('../../src/log.js');
+    const log = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    const s = new GoPluginServer({ cookieKey: 'WorkloadAttestor', cookieValue: 'WorkloadAttestor', services: [], log, env: { ...PLUGIN_ENV, PLUGIN_UNIX_SOCKET_DIR: dir } });
+    await s.close();
+    await expect(s.start()).rejects.toMatchObject({ code: 'STOPPED' });
+    expect(readdirSync(dir)).toEqual([]);
+  });
 });
 
 describe('go-plugin launch checks', () => {
