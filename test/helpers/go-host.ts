@@ -71,6 +71,8 @@ export interface HostOptions {
   pids?: (number | 'host' | 'plugin')[];
   concurrency?: number;
   repeat?: number;
+  /** With repeat: start no call after this long (Go duration), even if fewer were made. */
+  forAtMost?: string;
   bench?: boolean;
   /** Go duration, e.g. "3s"; implies bench. */
   duration?: string;
@@ -121,6 +123,7 @@ export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<
   if (opts.pids?.length) args.push('-pids', opts.pids.join(','));
   if (opts.concurrency) args.push('-concurrency', String(opts.concurrency));
   if (opts.repeat !== undefined) args.push('-repeat', String(opts.repeat));
+  if (opts.forAtMost !== undefined) args.push('-for', opts.forAtMost);
   if (opts.bench) args.push('-bench');
   if (opts.duration) args.push('-duration', opts.duration);
   if (opts.warmup) args.push('-warmup', opts.warmup);

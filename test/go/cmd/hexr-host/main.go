@@ -169,6 +169,7 @@ type options struct {
 	repeat       int
 	bench        bool
 	duration     time.Duration
+	forAtMost    time.Duration
 	warmup       time.Duration
 	callTimeout  time.Duration
 	logLevel     string
@@ -188,6 +189,7 @@ func parseFlags() (*options, error) {
 	flag.IntVar(&o.repeat, "repeat", 1, "attest every PID this many times")
 	flag.BoolVar(&o.bench, "bench", false, "print one latency/throughput summary instead of every result")
 	flag.DurationVar(&o.duration, "duration", 0, "bench for this long instead of -repeat (implies -bench)")
+	flag.DurationVar(&o.forAtMost, "for", 0, "with -repeat: start no call after this long, even if fewer were made (every call still printed)")
 	flag.DurationVar(&o.warmup, "warmup", 0, "with -duration: call for this long first, summarized apart (\"warmup\" event), then measure")
 	flag.DurationVar(&o.callTimeout, "call-timeout", 0, "deadline per Attest (SPIRE sets none: 0)")
 	flag.StringVar(&o.logLevel, "log-level", "debug", "host logger level (debug|info|warn|error; SPIRE's adapter drops trace)")
@@ -449,11 +451,13 @@ func attestAll(ctx context.Context, c workloadattestorv1.WorkloadAttestorClient,
 	if o.duration > 0 {
 		measureFrom = started.Add(o.warmup)
 		deadline = measureFrom.Add(o.duration)
+	} else if o.forAtMost > 0 {
+		deadline = started.Add(o.forAtMost)
 	}
 	take := func() (int32, bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if deadline.IsZero() && next >= total {
+		if o.duration == 0 && next >= total {
 			return 0, false
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
