@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { REPO } from '../../test/helpers/build.js';
-import { DaemonProcess, metricValue } from '../../test/helpers/daemon.js';
+import { DaemonProcess, attestCallsTotal, metricValue } from '../../test/helpers/daemon.js';
 import { eventually } from '../../test/helpers/env.js';
 import { buildHost, type BuiltHost } from '../../test/helpers/go-host.js';
 import { TestPod, childrenOf, nspidOf, shq } from '../../test/helpers/pod.js';
@@ -115,23 +115,12 @@ export function watchArrivals(daemon: DaemonProcess): { arrived: Map<number, num
   };
 }
 
-/** The daemon's /metrics text (undefined: metrics are off). */
-async function daemonMetrics(daemon: DaemonProcess): Promise<string | undefined> {
-  const line = daemon.stderrLines.find(l => l.includes('"daemon started"'));
-  const addr = (JSON.parse(line ?? '{}') as { metrics_addr?: string }).metrics_addr;
-  if (!addr || addr === 'off') return undefined;
-  return (await fetch(`http://${addr}/metrics`)).text();
-}
-
 /**
  * From the daemon's /metrics, in one read: the Attest calls that reached it, and those of
  * them that waited for a marker possibly in flight (NaN: metrics are off).
  */
 export async function daemonAttestCounts(daemon: DaemonProcess): Promise<{ calls: number; waits: number }> {
-  const text = await daemonMetrics(daemon);
-  if (text === undefined) return { calls: NaN, waits: NaN };
-  return {
-    calls: [...text.matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0),
-    waits: metricValue(text, 'hexr_attest_waits_total'),
-  };
+  if (daemon.metricsAddr === undefined) return { calls: NaN, waits: NaN };
+  const text = await daemon.metrics();
+  return { calls: attestCallsTotal(text), waits: metricValue(text, 'hexr_attest_waits_total') };
 }

@@ -70,6 +70,11 @@ export function metricValue(text: string, name: string): number {
   return Number(m[1]);
 }
 
+/** Attest calls that reached the daemon: hexr_attest_calls_total summed over its results. */
+export function attestCallsTotal(text: string): number {
+  return [...text.matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
 export class DaemonProcess {
   private child: ChildProcess | undefined;
   readonly stderrLines: string[] = [];
@@ -139,6 +144,20 @@ export class DaemonProcess {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** The metrics listener of its latest start ("daemon started"); undefined when off. */
+  get metricsAddr(): string | undefined {
+    const line = this.stderrLines.findLast(l => l.includes('"daemon started"'));
+    const addr = line === undefined ? undefined : (JSON.parse(line) as { metrics_addr?: string }).metrics_addr;
+    return addr && addr !== 'off' ? addr : undefined;
+  }
+
+  /** Its /metrics text (Prometheus). */
+  async metrics(): Promise<string> {
+    const addr = this.metricsAddr;
+    if (addr === undefined) throw new Error('the daemon serves no metrics (--metrics-addr off)');
+    return (await fetch(`http://${addr}/metrics`)).text();
   }
 
   async get<T>(p: string): Promise<T> {

@@ -55,8 +55,7 @@ describe.skipIf(skip)('a daemon in the flat layout with a custom --context-root 
   });
 
   it('serves every labelled counter at 0 before anything happened', async () => {
-    const started = JSON.parse(daemon.stderrLines.find(l => l.includes('"daemon started"'))!) as { metrics_addr: string };
-    const text = await (await fetch(`http://${started.metrics_addr}/metrics`)).text();
+    const text = await daemon.metrics();
     for (const series of [
       'hexr_attest_calls_total{result="found"} 0',
       'hexr_attest_calls_total{result="not_found"} 0',

@@ -172,8 +172,7 @@ describe.skipIf(skip)('history on a full disk (64 KiB tmpfs as state_dir)', () =
         expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
       }
       await daemon.start();
-      const metricsAddr = (JSON.parse(daemon.stderrLines.find(l => l.includes('"daemon started"'))!) as { metrics_addr: string }).metrics_addr;
-      const lostEvents = async (): Promise<number> => Number(/^hexr_history_write_errors_total (\d+)$/m.exec(await (await fetch(`http://${metricsAddr}/metrics`)).text())?.[1]);
+      const lostEvents = async (): Promise<number> => Number(/^hexr_history_write_errors_total (\d+)$/m.exec(await daemon.metrics())?.[1]);
       const outageLogs = (): number => daemon.stderrLines.filter(l => l.includes('identity history cannot be written')).length;
 
       for (const role of ['a', 'b']) {

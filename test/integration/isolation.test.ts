@@ -13,7 +13,7 @@ import { createLogger } from '../../src/log.js';
 import { ConfigStore, configService } from '../../src/plugin/config-service.js';
 import { DaemonClients } from '../../src/plugin/daemon-client.js';
 import { workloadAttestorService } from '../../src/plugin/workload-attestor.js';
-import { DaemonProcess, metricValue } from '../helpers/daemon.js';
+import { DaemonProcess, attestCallsTotal, metricValue } from '../helpers/daemon.js';
 import type { LoopDelay } from '../../src/loop-delay.js';
 import { ON_CPU_FIGURE, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
 import { startTestServer, type TestServer } from '../helpers/grpc-server.js';
@@ -42,7 +42,6 @@ function suite(name: string, daemonArgs: string[], body: (t: Harness) => void): 
 class Harness {
   kubelet = '';
   daemon!: DaemonProcess;
-  metricsAddr = '';
   server: TestServer | undefined;
   clients: ReturnType<typeof connect> | undefined;
   daemonClients: DaemonClients | undefined;
@@ -56,7 +55,6 @@ class Harness {
     fs.mkdirSync(path.join(this.kubelet, 'pods'));
     this.daemon = new DaemonProcess({ layout: 'kubelet', root: this.kubelet, extraArgs: [...this.args, '--metrics-addr', '127.0.0.1:0', '--resync-interval', '1h'] });
     await this.daemon.start();
-    this.metricsAddr = (JSON.parse(this.daemon.stderrLines.find(l => l.includes('"daemon started"'))!) as { metrics_addr: string }).metrics_addr;
     const store = new ConfigStore();
     const dc = new DaemonClients();
     this.daemonClients = dc;
@@ -93,8 +91,8 @@ class Harness {
     return this.daemon.get<Status>('/debug/status');
   }
 
-  async metrics(): Promise<string> {
-    return (await fetch(`http://${this.metricsAddr}/metrics`)).text();
+  metrics(): Promise<string> {
+    return this.daemon.metrics();
   }
 
   /** The daemon's directory scans, once none happened for 1.5 s. */
@@ -115,7 +113,7 @@ class Harness {
 
   /** Attest calls that reached the daemon. */
   async daemonAttests(): Promise<number> {
-    return [...(await this.metrics()).matchAll(/^hexr_attest_calls_total\{result="\w+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    return attestCallsTotal(await this.metrics());
   }
 
   /** Attest calls that waited in the daemon for a marker possibly in flight. */

@@ -32,9 +32,7 @@ const HUNG_BOUND_MS = HEARTBEAT_TIMEOUT_MS + ATTEST_TIMEOUT_MS + 1500;
 
 /** Attest calls the daemon answered with a mapping (the plugin's answers from its copy of the map are not counted). */
 async function daemonFoundCalls(w: World): Promise<number> {
-  const started = w.daemon.stderrLines.filter(l => l.includes('"daemon started"')).at(-1)!;
-  const addr = (JSON.parse(started) as { metrics_addr: string }).metrics_addr;
-  const text = await (await fetch(`http://${addr}/metrics`)).text();
+  const text = await w.daemon.metrics();
   const m = /^hexr_attest_calls_total\{result="found"\} (\d+)/m.exec(text);
   return m ? Number(m[1]) : 0;
 }
