@@ -58,8 +58,3 @@ export function selectPidmap(snap: PidMap, f: PidmapFilter = {}): { version: num
   mappings.sort((a, b) => a.hostPid - b.hostPid);
   return { version: snap.version, count: mappings.length, mappings };
 }
-
-export function renderPidmap(snap: PidMap, f: PidmapFilter = {}): { version: number; count: number; entries: PidmapRow[] } {
-  const { mappings, ...head } = selectPidmap(snap, f);
-  return { ...head, entries: mappings.map(rowOf) };
-}

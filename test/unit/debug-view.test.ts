@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pidmapTable as renderTable } from '../../src/cli/pidmap.js';
-import { renderPidmap, rowOf } from '../../src/daemon/debug-view.js';
+import { rowOf, selectPidmap } from '../../src/daemon/debug-view.js';
 import { PidMap, type Mapping } from '../../src/core/pid-map.js';
 import { selectorValuesFor } from '../../src/core/selectors.js';
 import type { Marker } from '../../src/core/marker.js';
@@ -72,49 +72,49 @@ describe('rowOf', () => {
   });
 });
 
-describe('renderPidmap', () => {
+describe('selectPidmap', () => {
   it('lists every entry sorted by host PID, with the snapshot version and count', () => {
-    const out = renderPidmap(SNAP);
+    const out = selectPidmap(SNAP);
     expect(out.version).toBe(9);
     expect(out.count).toBe(4);
-    expect(out.entries.map(e => e.host_pid)).toEqual([50, 100, 200, 300]);
+    expect(out.mappings.map(m => m.hostPid)).toEqual([50, 100, 200, 300]);
   });
 
   it('filters by pod', () => {
-    expect(renderPidmap(SNAP, { pod: POD_A }).entries.map(e => e.host_pid)).toEqual([100, 300]);
+    expect(selectPidmap(SNAP, { pod: POD_A }).mappings.map(m => m.hostPid)).toEqual([100, 300]);
   });
 
   it('filters by role', () => {
-    expect(renderPidmap(SNAP, { role: 'researcher' }).entries.map(e => e.host_pid)).toEqual([100, 200]);
+    expect(selectPidmap(SNAP, { role: 'researcher' }).mappings.map(m => m.hostPid)).toEqual([100, 200]);
   });
 
   it('filters by tenant and by agent', () => {
-    expect(renderPidmap(SNAP, { tenant: 'globex' }).entries.map(e => e.host_pid)).toEqual([200]);
-    expect(renderPidmap(SNAP, { agent: 'crew' }).entries.map(e => e.host_pid)).toEqual([50, 100, 300]);
+    expect(selectPidmap(SNAP, { tenant: 'globex' }).mappings.map(m => m.hostPid)).toEqual([200]);
+    expect(selectPidmap(SNAP, { agent: 'crew' }).mappings.map(m => m.hostPid)).toEqual([50, 100, 300]);
   });
 
   it('ANDs several filters and counts only what matched', () => {
-    const out = renderPidmap(SNAP, { pod: POD_A, role: 'researcher' });
-    expect(out.entries.map(e => e.host_pid)).toEqual([100]);
+    const out = selectPidmap(SNAP, { pod: POD_A, role: 'researcher' });
+    expect(out.mappings.map(m => m.hostPid)).toEqual([100]);
     expect(out.count).toBe(1);
   });
 
   it('treats undefined filter fields as no filter', () => {
-    expect(renderPidmap(SNAP, { pod: undefined, role: undefined }).count).toBe(4);
+    expect(selectPidmap(SNAP, { pod: undefined, role: undefined }).count).toBe(4);
   });
 
   it('returns no entries when nothing matches', () => {
-    expect(renderPidmap(SNAP, { role: 'nobody' })).toEqual({ version: 9, count: 0, entries: [] });
+    expect(selectPidmap(SNAP, { role: 'nobody' })).toEqual({ version: 9, count: 0, mappings: [] });
   });
 
   it('renders an empty snapshot', () => {
-    expect(renderPidmap(PidMap.EMPTY)).toEqual({ version: 0, count: 0, entries: [] });
+    expect(selectPidmap(PidMap.EMPTY)).toEqual({ version: 0, count: 0, mappings: [] });
   });
 });
 
 describe('the pidmap table', () => {
   it('prints a header and one aligned line per row, "-" for missing values', () => {
-    const rows = renderPidmap(SNAP, { role: 'main' }).entries.concat(renderPidmap(SNAP, { pod: POD_B }).entries);
+    const rows = [...selectPidmap(SNAP, { role: 'main' }).mappings, ...selectPidmap(SNAP, { pod: POD_B }).mappings].map(rowOf);
     const lines = renderTable(rows).split('\n');
     expect(lines).toHaveLength(4); // header, two rows, trailing ''
     expect(lines[3]).toBe('');
@@ -132,7 +132,7 @@ describe('the pidmap table', () => {
   });
 
   it('escapes pod-controlled text, so a marker name can never forge a row', () => {
-    const [row] = renderPidmap(SNAP, { role: 'main' }).entries;
+    const [row] = selectPidmap(SNAP, { role: 'main' }).mappings.map(rowOf);
     const forged = { ...row!, marker_path: '/ctx/x.json\n666  7  acme  crew  admin  -  /ctx/\u001b[2Jfake.json' };
     const lines = renderTable([forged]).split('\n');
     expect(lines).toHaveLength(3); // header, one row, trailing ''
@@ -141,6 +141,6 @@ describe('the pidmap table', () => {
   });
 
   it('has no trailing spaces', () => {
-    for (const line of renderTable(renderPidmap(SNAP).entries).split('\n')) expect(line).toBe(line.trimEnd());
+    for (const line of renderTable(selectPidmap(SNAP).mappings.map(rowOf)).split('\n')) expect(line).toBe(line.trimEnd());
   });
 });
