@@ -12,7 +12,7 @@ import { runDaemon, type RunningDaemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/log.js';
 import { ensureBuilt, MAIN_JS, REPO } from '../helpers/build.js';
 import { DaemonProcess } from '../helpers/daemon.js';
-import { GO_SKIP, ROOT_SKIP, eventually, skipNote } from '../helpers/env.js';
+import { GO_SKIP, ROOT_SKIP, childEnv, eventually, skipNote } from '../helpers/env.js';
 import { buildHost, type BuiltHost } from '../helpers/go-host.js';
 import { PLUGIN_ENV, socketFromHandshake } from '../helpers/plugin-process.js';
 import { TestPod, alive, childrenOf, exited, shq, spawnWithPid, startTicks } from '../helpers/pod.js';
@@ -364,11 +364,8 @@ describe.skipIf(skipGo)('faults: daemon SIGKILLed under a serving plugin, then t
       const truth = new Map<number, string | undefined>([[a.hostPid, 'researcher'], [b.hostPid, 'writer'], [pod.pid1, undefined]]);
       const cfg = path.join(sockDir, 'plugin.conf');
       fs.writeFileSync(cfg, `daemon_socket = "${daemon.socket}"\nattest_timeout = "2s"\n`);
-      const env: Record<string, string> = {};
       // TMPDIR too: the host's own broker socket (go-plugin: /tmp/plugin<N>) is left behind by a SIGKILLed host; keep it in our temp dir.
-      for (const [k, v] of Object.entries({ ...process.env, PLUGIN_UNIX_SOCKET_DIR: sockDir, TMPDIR: sockDir })) if (v !== undefined) env[k] = v;
-      delete env['NODE_OPTIONS'];
-      delete env['WorkloadAttestor'];
+      const env = childEnv({ PLUGIN_UNIX_SOCKET_DIR: sockDir, TMPDIR: sockDir, WorkloadAttestor: undefined });
       hostProc = spawn(
         host.bin,
         ['-config', cfg, '-pids', [...truth.keys()].join(','), '-concurrency', '4', '-repeat', '100000000', '-log-level', 'error', '--', process.execPath, MAIN_JS, 'plugin'],
@@ -453,14 +450,6 @@ describe.skipIf(skipGo)('faults: daemon SIGKILLed under a serving plugin, then t
   });
 });
 
-/** Environment of a plugin launched as go-plugin would, its socket in `sockDir`. */
-function pluginEnv(sockDir: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...PLUGIN_ENV, PLUGIN_UNIX_SOCKET_DIR: sockDir })) if (v !== undefined) env[k] = v;
-  delete env['NODE_OPTIONS'];
-  return env;
-}
-
 /**
  * A FIFO for a plugin's stdout that is full before the plugin starts: its
  * handshake line cannot go through until we read (a host slow to read).
@@ -537,7 +526,7 @@ describe.skipIf(skip)('faults: a plugin whose host dies without taking it along 
     const logFile = path.join(sockDir, 'plugin.log');
     const redirect = `${o.stdout === undefined ? '' : ` > ${shq(o.stdout)}`} 2> ${shq(logFile)}`;
     const node = [process.execPath, ...(o.nodeArgs ?? []), MAIN_JS].map(shq).join(' ');
-    const sh = spawn('sh', ['-c', `${node} plugin${redirect} & wait $!`], { env: pluginEnv(sockDir), stdio: ['ignore', 'pipe', 'ignore'] });
+    const sh = spawn('sh', ['-c', `${node} plugin${redirect} & wait $!`], { env: childEnv({ ...PLUGIN_ENV, PLUGIN_UNIX_SOCKET_DIR: sockDir }), stdio: ['ignore', 'pipe', 'ignore'] });
     hosts.push(sh);
     const pluginPid = await eventually(() => childrenOf(sh.pid!).find(c => fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(MAIN_JS)), 15_000, 'plugin started');
     const ticks = startTicks(pluginPid);

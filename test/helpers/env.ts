@@ -29,6 +29,17 @@ export const HAS_SCHEDSTAT = fs.existsSync('/proc/thread-self/schedstat');
 /** What an on-CPU event-loop figure must look like on this machine. */
 export const ON_CPU_FIGURE: unknown = HAS_SCHEDSTAT ? expect.any(Number) : undefined;
 
+/**
+ * The environment for a child process: ours with `extra` over it (undefined
+ * removes a variable), without our NODE_OPTIONS: vitest's loaders must not leak
+ * into the child.
+ */
+export function childEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, NODE_OPTIONS: undefined, ...extra })) if (v !== undefined) env[k] = v;
+  return env;
+}
+
 /** Prints why a tier is skipped, once per file. */
 export function skipNote(tier: string, reason: string | undefined): boolean {
   if (reason !== undefined) process.stderr.write(`[skip] ${tier}: ${reason}\n`);

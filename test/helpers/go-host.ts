@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MAIN_JS, REPO } from './build.js';
+import { childEnv } from './env.js';
 
 /** The Go module of the test programs (host, Workload API clients) and of the pinned SPIRE. */
 export const GO_MODULE = join(REPO, 'test', 'go');
@@ -133,10 +134,7 @@ export async function runHost(host: BuiltHost, opts: HostOptions = {}): Promise<
   args.push('-log-level', opts.logLevel ?? 'debug');
   args.push('--', ...(opts.command ?? [process.execPath, MAIN_JS, 'plugin']));
 
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
-  delete env['NODE_OPTIONS'];
-  delete env['WorkloadAttestor']; // the host must set the cookie itself
+  const env = childEnv({ ...opts.env, WorkloadAttestor: undefined }); // the host must set the cookie itself
 
   const t0 = performance.now();
   const child = spawn(host.bin, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -2,6 +2,7 @@
 // collects its stdout, stderr lines and exit.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { MAIN_JS, REPO } from './build.js';
+import { childEnv } from './env.js';
 
 export interface PluginProcess {
   proc: ChildProcess;
@@ -17,9 +18,7 @@ export interface PluginProcess {
 export const PLUGIN_ENV = { WorkloadAttestor: 'WorkloadAttestor', PLUGIN_PROTOCOL_VERSIONS: '1', PLUGIN_MIN_PORT: '10000', PLUGIN_MAX_PORT: '25000' };
 
 export function spawnPlugin(env: Record<string, string | undefined>, onHandshake?: (line: string) => void, nodeArgs: string[] = []): PluginProcess {
-  const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) clean[k] = v;
-  delete clean['NODE_OPTIONS']; // vitest's loaders must not leak into the child
+  const clean = childEnv(env);
   const startedAtMs = performance.now();
   const proc = spawn(process.execPath, [...nodeArgs, MAIN_JS, 'plugin'], { cwd: REPO, env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

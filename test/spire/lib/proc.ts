@@ -1,6 +1,7 @@
 // A long-running child process whose output lines are kept (SPIRE server and
 // agent): JSON lines parsed, stopped with SIGTERM (SIGKILL after a grace period).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { childEnv } from '../../helpers/env.js';
 
 export class LoggedProcess {
   readonly lines: string[] = [];
@@ -59,9 +60,5 @@ export class LoggedProcess {
 
 /** The environment for SPIRE processes (and so for the plugin they start): ours, minus what must not leak in. */
 export function cleanEnv(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  delete env['NODE_OPTIONS'];
-  delete env['WorkloadAttestor'];
-  return { ...env, ...extra };
+  return childEnv({ WorkloadAttestor: undefined, ...extra });
 }
