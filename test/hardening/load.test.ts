@@ -284,13 +284,13 @@ describe.skipIf(skip)(`load: ${CALLERS} Attest callers for ${SECONDS} s under ~$
       while (Date.now() < endAt) {
         const pid = pick();
         const t = performance.now();
-        const host = hostOnly.has(pid);
+        const hostBefore = hostOnly.has(pid); // and after the call: a host process all along
         try {
           const r = await daemon.attest(pid);
           const ms = performance.now() - t;
           latencies.push(ms);
           byKind[r.found ? 'mapped' : r.waited_ms > 0 ? 'waited' : 'unknown'].push(ms);
-          if (host && hostOnly.has(pid)) {
+          if (hostBefore && hostOnly.has(pid)) {
             if (pid !== process.pid) hostCalls++; // a process this test started (this one is always listed)
             if (r.waited_ms > 0 && !r.found) hostWaited.push(`host PID ${pid} waited ${r.waited_ms} ms`);
           }
